@@ -184,3 +184,67 @@ def test_a_signal_in_a_childs_after_fork_hooks_leaves_it_its_own_table_lock() ->
     out = survives(_CHILD, timeout=20).split()
     assert "Raised" in out[1:]  # the parent's before-hook was interrupted
     assert out[0] == "0"
+
+
+_FIRST_IN_MAIN = (
+    _PRELUDE
+    + r"""
+imported = {}
+loader = threading.Thread(target=lambda: imported.update(vaults=__import__("troth.vault.pkcs11")))
+loader.start()  # the vault module imported by another thread than the main one
+loader.join(5)
+from troth.vault import pkcs11 as vaults
+
+main = threading.main_thread().ident
+inner_done = threading.Event()
+session = SimpleNamespace(lock=threading.RLock(), pid=os.getpid())
+vaults._SESSIONS[("74e", "token")] = session
+codes = []
+
+
+def forking(signum, frame):  # a fork made by a handler at the hook's first instruction
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if session.lock.acquire(blocking=False) else 3)  # taken by a signer?
+    codes.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+    inner_done.set()
+
+
+def holding():  # the main thread waits in troth's hold for the signer's lock
+    frame = sys._current_frames().get(main)
+    while frame is not None and frame.f_code.co_name not in ("_take_held", "hold_sessions"):
+        frame = frame.f_back
+    return frame is not None
+
+
+def signer():  # a signature in flight until a fork waits for it
+    with session.lock:
+        started.set()
+        while not holding() and not inner_done.is_set():
+            threading.Event().wait(0.001)
+
+
+signal.signal(signal.SIGUSR1, forking)
+os.register_at_fork(before=shots(kill(signal.SIGUSR1)))  # (run before troth's before-hook)
+started = threading.Event()
+thread = threading.Thread(target=signer)
+thread.start()
+started.wait(5)
+pid = os.fork()  # the main thread's first fork
+if pid == 0:
+    os._exit(0)
+os.waitpid(pid, 0)
+thread.join(5)
+print(*codes, *raised)
+"""
+)
+
+
+def test_a_fork_from_a_handler_at_a_threads_first_hold_waits_for_the_signature_in_flight() -> None:
+    """74e forks4 3 (found in 74e's first fix, d80d36c6): the vault module imported by another
+    thread, the main thread's first fork made its per-thread list (a `threading.local`'s
+    `__init__`, bytecode) before marking its hold; a handler forking at that `__init__`'s first
+    instruction found the list half made (AttributeError in that fork's hooks), so its fork
+    went on while another thread held a session's lock (a signature in flight: what the hold
+    is for, review 67j). Now made by C calls (a `dict.setdefault` on the local's `__dict__`)."""
+    assert survives(_FIRST_IN_MAIN, timeout=20).split() == ["0"]

@@ -12,7 +12,7 @@ import itertools
 import operator
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
 
@@ -30,39 +30,38 @@ class Lock(Protocol):
     def release(self) -> None: ...
 
 
-class _Held(threading.local):
-    """The locks this thread's forks hold, each fork's above a mark (`_BOTTOM`), released after
-    it: the forking thread's own (lead, session 72, pkcs11 fork 1: one list of the process, so
-    the first of two threads forking at once popped, and released from its thread, what the
-    second had just taken (RuntimeError in the after-fork hook), and the second kept the
-    table's lock for good: the next fork of the process waited for ever). A forked child goes
-    on in the thread that forked, with its list. A mark a hold (review 72w, pkcs11 1): a fork
-    within a fork's before-hook (a signal handler's) released, after it, the outer fork's
-    locks too, which then went on without the table's lock. The mark is put by a C call
-    before any bytecode of the hook runs (`before_fork`; review 74e, forks4 1: a handler
-    raising at the hook's first instruction left a fork made in the outer fork's hook with no
-    hold listed, and its after-hook released the outer fork's)."""
-
-    def __init__(self) -> None:
-        self.holds: list[object] = []
-
-
-_HELD: Final = _Held()
+_HELD: Final = threading.local()
+"""Its `holds`: the locks this thread's forks hold, each fork's above a mark (`_BOTTOM`),
+released after it: the forking thread's own (lead, session 72, pkcs11 fork 1: one list of the
+process, so the first of two threads forking at once popped, and released from its thread,
+what the second had just taken (RuntimeError in the after-fork hook), and the second kept the
+table's lock for good: the next fork of the process waited for ever). A forked child goes on
+in the thread that forked, with its list. A mark a hold (review 72w, pkcs11 1): a fork within
+a fork's before-hook (a signal handler's) released, after it, the outer fork's locks too,
+which then went on without the table's lock. The mark is put by C calls before any bytecode
+of the hook runs (`before_fork`; review 74e, forks4 1: a handler raising at the hook's first
+instruction left a fork made in the outer fork's hook with no hold listed, and its after-hook
+released the outer fork's), the list made by C calls too (forks4 3: a `threading.local`'s
+`__init__` made it, bytecode, at a thread's first fork)."""
 _BOTTOM: Final = object()  # a hold's mark: its release stops there
 _take: Final = operator.methodcaller("acquire")
 _give: Final = operator.methodcaller("release")
-_mine: Final = itertools.repeat(_HELD)  # (each use looks up the calling thread's list)
-
-_mark: Final = functools.partial(
-    next, map(operator.methodcaller("append", _BOTTOM), map(operator.attrgetter("holds"), _mine))
+_lists: Final[Iterator[list[object]]] = map(
+    dict.setdefault,
+    map(operator.attrgetter("__dict__"), itertools.repeat(_HELD)),
+    itertools.repeat("holds"),
+    itertools.starmap(list, itertools.repeat(())),
 )
-"""Put a new hold's mark on this thread's list: one C call, no bytecode."""
+"""Each item the calling thread's list, made at its first (a fresh list each time, kept once)."""
+_holds: Final = functools.partial(next, _lists)
+_mark: Final = functools.partial(next, map(operator.methodcaller("append", _BOTTOM), _lists))
+"""Put a new hold's mark on this thread's list: C calls, no bytecode."""
 
 
 def _take_held(sessions: dict[Any, SharedSession], table_lock: Callable[[], Lock]) -> None:
     """Take the session table's lock (`table_lock()`), then the lock of each of this process's
     sessions, each listed above this thread's last mark by the C call that takes it."""
-    holds = _HELD.holds
+    holds = _holds()
     holds.extend(filter(_take, (table_lock(),)))
     mine = [shared.lock for shared in list(sessions.values()) if shared.pid == os.getpid()]
     holds.extend(filter(_take, mine))
@@ -106,7 +105,7 @@ def before_fork(sessions: dict[Any, SharedSession], table_lock: Callable[[], Loc
 
 Hook = Callable[[], object]
 
-_pops: Final = map(operator.attrgetter("holds.pop"), _mine)
+_pops: Final = map(operator.attrgetter("pop"), _lists)
 release_held: Final = functools.partial(
     next, map(any, map(map, itertools.repeat(_give), map(iter, _pops, itertools.repeat(_BOTTOM))))
 )
