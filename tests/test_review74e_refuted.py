@@ -112,18 +112,39 @@ def signer():  # C_Sign in flight while the main thread forks
 thread = threading.Thread(target=signer, daemon=True)
 thread.start()
 parent = os.getpid()
-for _ in range(3 if scenario == "sigint" else 1):
+
+
+def signs_apart(who):  # a forked process: clean, it signs with the parent's key on its own vault
+    state = "ok" if clean() else "held"
+    own = Pkcs11Vault(module, label, pin)
+    own.sign(handle, who.encode())
+    own.close()
+    say(f"{who} {state}, hooks raised {raised}")
+
+
+if scenario == "multiprocessing":  # multiprocessing's after-fork hooks fork again, in its child
+    import multiprocessing, multiprocessing.util
+
+    def again(_):
+        pid = os.fork()
+        if pid == 0:
+            signs_apart("grandchild")
+            os._exit(0)
+        os.waitpid(pid, 0)
+
+    multiprocessing.util.register_after_fork(again, again)
+    process = multiprocessing.get_context("fork").Process(target=signs_apart, args=("child",))
+    process.start()
+    process.join(10)
+    say(f"parent {'ok' if clean() else 'held'}, process exited {process.exitcode}")
+for _ in range({"sigint": 3, "multiprocessing": 0}.get(scenario, 1)):
     pid = 0
     try:
         pid = os.fork()
     except (Raised, KeyboardInterrupt):  # a handler that ran when the fork returned
         say(f"interrupted in the {'child' if os.getpid() != parent else 'parent'}")
     if os.getpid() != parent:
-        state = "ok" if clean() else "held"
-        own = Pkcs11Vault(module, label, pin)
-        own.sign(handle, b"child")
-        own.close()
-        say(f"child {state}, hooks raised {raised}")
+        signs_apart("child")
         os._exit(0)
     os.waitpid(pid, 0)
     say(f"parent {'ok' if clean() else 'held'}")
@@ -205,5 +226,21 @@ def test_nested_forks_from_signal_handlers_in_the_hold_leave_the_locks_as_they_w
         "hooks raised ['Raised']",
         "nested child ok",
         "parent ok",
+        "signed",
+    ]
+
+
+def test_a_fork_from_multiprocessings_after_fork_hooks_in_its_child_signs_apart(
+    softhsm: SoftHsm,
+) -> None:
+    """74e refuted: a multiprocessing process started (fork context) while another thread
+    signs, with an after-fork hook of multiprocessing's (`util.register_after_fork`, run in
+    the child as it starts) that forks again: the child and the grandchild are clean and sign
+    on vaults of their own, the parent is clean and its signer goes on."""
+    assert _run(softhsm, "multiprocessing") == [
+        "child ok, hooks raised []",
+        "grandchild ok, hooks raised []",
+        "hooks raised []",
+        "parent ok, process exited 0",
         "signed",
     ]

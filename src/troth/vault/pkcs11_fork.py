@@ -30,6 +30,9 @@ class Lock(Protocol):
     def release(self) -> None: ...
 
 
+Hook = Callable[[], object]  # a fork hook
+
+
 _HELD: Final = threading.local()
 """Its `holds`: the locks this thread's forks hold, each fork's above a mark (`_BOTTOM`),
 released after it: the forking thread's own (lead, session 72, pkcs11 fork 1: one list of the
@@ -103,8 +106,6 @@ def before_fork(sessions: dict[Any, SharedSession], table_lock: Callable[[], Loc
     return functools.partial(next, map(any, runs))
 
 
-Hook = Callable[[], object]
-
 _pops: Final = map(operator.attrgetter("pop"), _lists)
 release_held: Final = functools.partial(
     next, map(any, map(map, itertools.repeat(_give), map(iter, _pops, itertools.repeat(_BOTTOM))))
@@ -145,7 +146,9 @@ def watch(vaults: ModuleType) -> ForkHooks:
         before_fork(vaults._SESSIONS, table_lock), release_held, functools.partial(next, renew)
     )
     if hasattr(os, "register_at_fork"):  # no operation in flight at a fork (review 67j)
-        os.register_at_fork(before=hooks.before, after_in_parent=hooks.after)
-        os.register_at_fork(after_in_child=hooks.after)
+        # (the hold's three hooks in one call: a fork between two calls had one without another)
+        os.register_at_fork(
+            before=hooks.before, after_in_parent=hooks.after, after_in_child=hooks.after
+        )
         os.register_at_fork(after_in_child=hooks.unlock_in_child)
     return hooks
