@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from troth.vault.pkcs11_session import hold_sessions, release_held
+from troth.vault.pkcs11_fork import hold_sessions, release_held
 
 GUARD = 10.0
 
@@ -73,7 +73,7 @@ def test_a_forker_releases_only_what_it_took_while_another_forks() -> None:
         try:
             if first:
                 table.quiet = session.lock.quiet = threading.get_ident()
-                hold_sessions(sessions, table)  # type: ignore[arg-type]
+                hold_sessions(sessions, table)
                 first_holds.set()
                 second_started.wait(GUARD)
                 try:
@@ -83,7 +83,7 @@ def test_a_forker_releases_only_what_it_took_while_another_forks() -> None:
             else:
                 first_holds.wait(GUARD)
                 second_started.set()
-                hold_sessions(sessions, table)  # type: ignore[arg-type]
+                hold_sessions(sessions, table)
                 first_done.wait(GUARD)  # its fork takes a while: the first's ends meanwhile
                 release_held()
         except BaseException as error:  # reported: what a thread raised

@@ -10,7 +10,7 @@ from troth.routing import RoutedMessage
 from troth.transport import frame
 from troth.transport.framing import FrameReader
 from troth.transport.tcp_connection import SPLIT_FROM, _queued_frame
-from troth.vault.pkcs11_session import hold_sessions, release_held
+from troth.vault.pkcs11_fork import hold_sessions, release_held
 
 
 def test_a_relayed_payload_is_a_view_of_its_own_copy_not_of_the_read_buffer() -> None:

@@ -21,7 +21,7 @@ from typing import Any
 from troth.channel.reassembly import IN_PLACE_ROOM
 from troth.transport.settings import QUEUED_FRAME_COST
 from troth.transport.tcp_connection import SPLIT_FROM, _queued_frame
-from troth.vault.pkcs11_session import hold_sessions, release_held
+from troth.vault.pkcs11_fork import hold_sessions, release_held
 
 _HEAD = bytes(40)
 

@@ -23,6 +23,7 @@ import asyncio
 import collections
 import ctypes
 import functools
+import itertools
 import operator
 import os
 import signal
@@ -38,7 +39,7 @@ from tests.test_review72w_split import _held_here, _Session
 from troth.routing import RoutedMessage, Router
 from troth.transport import TcpSettings, TcpTransport
 from troth.transport.tcp import TcpConnection
-from troth.vault.pkcs11_session import _HELD, hold_sessions, release_held
+from troth.vault.pkcs11_fork import _HELD, before_fork, hold_sessions, release_held
 
 
 class _Signal(Exception):
@@ -134,25 +135,27 @@ def test_the_selector_transport_here_copies_what_is_written() -> None:
     assert asyncio.run(main()) is (sys.version_info < (3, 12))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="73j forks2 3: a before-hook interrupted at its first instruction lists no hold, so "
-    "the after-hook releases the one below (an outer fork's); fixing it wants the before-hook's "
-    "listing in C calls as well (not done: two signals in one fork, one handler forking)",
-)
 def test_a_fork_whose_hold_was_interrupted_at_its_start_leaves_the_outer_hold_taken() -> None:
     """73j forks2 3: a fork made by a signal handler while an outer fork's `hold_sessions` runs
     (review 72w's nested fork), its own before-hook interrupted by a raising handler at its
-    first instruction (nothing listed, nothing taken): after the inner fork's `release_held`,
-    the outer fork still holds its locks (they were released, and the outer fork went on with
-    no lock held)."""
+    first instruction (nothing taken): after the inner fork's `release_held`, the outer fork
+    still holds its locks (they were released, and the outer fork went on with no lock held).
+    Review 74e (forks4 1) made the before-hook (`before_fork`) mark its hold by a C call before
+    its first instruction; until then this test released with nothing listed, as the hook did."""
     table, session = threading.RLock(), _Session()
     sessions: dict[Any, Any] = {"token": session}
+    inner = before_fork(sessions, functools.partial(next, itertools.repeat(table)))
+    libc = ctypes.CDLL(None, use_errno=True)
+    kill = functools.partial(libc.kill, os.getpid(), signal.SIGUSR1)
+    before = signal.signal(signal.SIGUSR1, _raising)
     hold_sessions(sessions, table)  # the outer fork's
     try:
-        release_held()  # the inner fork's: its hold_sessions raised before listing anything
+        with pytest.raises(_Signal):  # the inner fork's before-hook, as run_at_forkers calls it
+            list(map(operator.call, (kill, inner)))  # type: ignore[arg-type]
+        release_held()  # after the inner fork
         held = _held_here(table), _held_here(session.lock)
     finally:
+        signal.signal(signal.SIGUSR1, before)
         while _HELD.holds:
             release_held()
     assert held == (True, True)

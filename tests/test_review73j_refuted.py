@@ -18,17 +18,17 @@ from tests.test_review73d_forks import _signalled_at
 from troth.routing import RoutedMessage, Router
 from troth.transport import TcpSettings, TcpTransport
 from troth.transport.tcp import TcpConnection
-from troth.vault.pkcs11_session import hold_sessions, release_held
+from troth.vault.pkcs11_fork import hold_sessions, release_held
 
 _INTERRUPTED_FORKS = r"""
 import inspect, os, signal, sys, threading, time
 from troth.crypto import KeyType
-from troth.vault import KeyPurpose, pkcs11_session
+from troth.vault import KeyPurpose, pkcs11_fork
 from troth.vault import pkcs11 as vaults
 from troth.vault.pkcs11 import Pkcs11Vault
 
 module, label, pin = sys.argv[1:4]
-lines, first = inspect.getsourcelines(pkcs11_session.hold_sessions)
+lines, first = inspect.getsourcelines(pkcs11_fork._take_held)
 waiting_at = first + next(n for n, line in enumerate(lines) if "filter(_take, mine)" in line)
 raised = []
 sys.unraisablehook = lambda report: raised.append(report.exc_type.__name__)
@@ -43,7 +43,7 @@ def interrupt(to_main):
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:  # until the fork waits inside its C call
             frame = sys._current_frames().get(main)
-            if frame.f_code.co_name == "hold_sessions" and frame.f_lineno == waiting_at:
+            if frame.f_code.co_name == "_take_held" and frame.f_lineno == waiting_at:
                 break
             time.sleep(0.001)
         # to the forking thread: its wait is interrupted, the handler raises inside acquire;

@@ -26,7 +26,7 @@ from troth.crypto import KeyType
 from troth.vault import KeyPurpose
 from troth.vault import pkcs11 as vaults
 from troth.vault.pkcs11 import Pkcs11Vault
-from troth.vault.pkcs11_session import _HELD
+from troth.vault.pkcs11_fork import _HELD
 
 module, label, pin = sys.argv[1:4]
 raised = []  # what a fork hook raised, CPython's "Exception ignored in" (parent and child)

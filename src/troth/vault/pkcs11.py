@@ -36,6 +36,7 @@ import hmac
 import logging
 import os
 import re
+import sys
 import threading
 from typing import Any, Final
 
@@ -59,16 +60,15 @@ from troth.vault.base import (
     seal_aad,
     split_sealed,
 )
+from troth.vault.pkcs11_fork import watch as watch_forks
 from troth.vault.pkcs11_session import (
     MapErrors,
     SharedSession,
     forget_forked,
-    hold_sessions,
     module_spelling,
     note_dead,
     open_session,
     recorded_serial,
-    release_held,
     twinned,
 )
 
@@ -119,22 +119,7 @@ a vault opened after every one of it closed logs in to no other (review 67b, pkc
 _SESSIONS_LOCK = threading.RLock()  # (re-entrant: `hold_sessions`)
 
 
-def _unlock_in_child() -> None:
-    """A forked child's own `_SESSIONS_LOCK`: the parent's copy may be held by a thread the
-    child does not have, and its first open waited for ever (review 67b, pkcs11 4). (The
-    fork's hold is released before, by `release_held`: a chain of C calls, where a signal
-    handler raising at this function's first instruction would have left it held.)"""
-    global _SESSIONS_LOCK  # the one lock, replaced in the child only
-    _SESSIONS_LOCK = threading.RLock()
-
-
-if hasattr(os, "register_at_fork"):  # no operation in flight at a fork (review 67j, pkcs11 2)
-    os.register_at_fork(
-        before=lambda: hold_sessions(_SESSIONS, _SESSIONS_LOCK),
-        after_in_parent=release_held,
-        after_in_child=release_held,
-    )
-    os.register_at_fork(after_in_child=_unlock_in_child)
+_FORK_HOOKS: Final = watch_forks(sys.modules[__name__])  # (troth.vault.pkcs11_fork)
 
 
 class Pkcs11Vault:
