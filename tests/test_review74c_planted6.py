@@ -12,6 +12,9 @@ import pytest
 import troth
 from tests.support.backups import planted_at
 from tests.test_review73a_planted3 import edited_node_db
+from troth.secrets import store_schema
+from troth.secrets.lease import LeaseState
+from troth.secrets.store import SqliteSecretStore
 from troth.storage import SqliteDatabase
 from troth.storage.lazy_tables import EARLIER, made_lazily
 from troth.storage.planted import _migrated, planted
@@ -100,5 +103,29 @@ def test_a_not_null_column_planted_does_not_skip_a_refuted_change(tmp_path: Path
         SqliteIdentityStore(db).add_refuted(b"\x01" * 32, [(1, b"\x02" * 32)])
         assert db.fetch_one("SELECT count(*) FROM refuted_changes") == (0,)  # skipped
         assert planted(db) == ["table 'refuted_changes' (a NOT NULL column not troth's)"]
+    finally:
+        db.close()
+
+
+def test_a_default_planted_does_not_keep_a_revocation_from_coming_due(tmp_path: Path) -> None:
+    """74c planted6 4: a copy holding `secret_leases` as troth makes it but `retry_at`
+    defaulting to 9e18 (troth's: 0, due now): a lease troth writes after the restore
+    (`INSERT_LEASE` names no `retry_at`) and then revokes is due only at `retry_at` (a broker
+    restarted with it PENDING, or killed before its upstream revocation, finds it through
+    `due_revocations`), so its upstream credential was never revoked. A table troth makes
+    whose column defaults to what no troth gave it is refused."""
+    leases = next(s for s in store_schema._SCHEMA if "secret_leases (" in s)
+    planted_leases = leases.replace(
+        "retry_at INTEGER NOT NULL DEFAULT 0", "retry_at INTEGER NOT NULL DEFAULT 9e18"
+    )
+    assert planted_leases != leases
+    db = SqliteDatabase(edited_node_db(tmp_path, planted_leases))
+    try:
+        store = SqliteSecretStore(db)
+        row = (1, b"\x01" * 16, *(b"\x02" * 32,) * 2, "s", "e", "", *(b"\x03" * 32,) * 2)
+        revoking = (1, 2, 1, 1, 2, int(LeaseState.REVOKING), 1, b"")
+        db.execute(store_schema.INSERT_LEASE[(False, False)], (*row, *revoking))
+        assert store.due_revocations(10, limit=10) == []  # never due
+        assert planted(db) == ["table 'secret_leases' (a column's DEFAULT not troth's)"]
     finally:
         db.close()

@@ -42,7 +42,9 @@ modules above this one, are compared alike (troth.storage.lazy_tables, review 74
 another's (`INSERT OR REPLACE`). And beside a key, a CHECK or a generated column not troth's
 (planted6 2), or a column NOT NULL no troth made NOT NULL (planted6 3): `INSERT OR IGNORE`
 skips a row a CHECK or NOT NULL refuses, as `retired_keys` with a CHECK on `handle` skipped a
-key retired, `refuted_changes` with a NOT NULL column added every change shown made up.
+key retired, `refuted_changes` with a NOT NULL column added every change shown made up; and
+a column's DEFAULT no troth gave it (planted6 4): `secret_leases.retry_at` defaulting far ahead
+kept a lease written after the restore from ever coming due for its revocation.
 """
 
 from __future__ import annotations
@@ -187,6 +189,18 @@ def _not_null(fetch: _Fetch, table: str, *, keys: bool = False) -> frozenset[str
     return frozenset(_folded(str(row[0])) for row in fetch(query, (table,)))
 
 
+_DEFAULTS: Final = (
+    f"SELECT name, {text_sql('dflt_value', _TRIGGER_TEXT_BYTES)} FROM pragma_table_xinfo(?)"  # noqa: S608
+)
+
+
+def _defaults(fetch: _Fetch, table: str) -> list[tuple[str, object]]:
+    """Each column of `table` (its name folded) with its DEFAULT's text (bytes; None: none):
+    a row troth writes without naming the column takes it (74c planted6 4: a lease's
+    `retry_at` defaulting far ahead was never due for its revocation)."""
+    return [(_folded(str(name)), default) for name, default in fetch(_DEFAULTS, (table,))]
+
+
 def _keys(own: _Own) -> _Own:
     """The keys of a table's `own` (its UNIQUE, PRIMARY KEY, rowid), without its CHECKs."""
     return frozenset(made for made in own if made[0] not in ("check", "generated"))
@@ -217,14 +231,18 @@ def _folded(name: str) -> str:
 
 @functools.cache
 def _migrated() -> tuple[
-    dict[_Unique | None, str], dict[str, frozenset[_Own]], dict[str, frozenset[str]]
+    dict[_Unique | None, str],
+    dict[str, frozenset[_Own]],
+    dict[str, frozenset[str]],
+    dict[str, dict[str, frozenset[object]]],
 ]:
     """What troth's migrations of node.db make unique, as every troth that migrated node.db
     made it: each UNIQUE index's (`_unique`, to its name: `identities_name`,
     `revocations_once`), and each table's own (`_own`, by its name folded), before and after
     the table a store rebuilds when opened (`PENDING_BY_TICKET`: either is troth's), the tables
     made lazily (`made_lazily`) and as earlier troths made them (`EARLIER`); and each table's
-    columns NOT NULL in any of them (`_not_null`). Run once a process, in memory."""
+    columns NOT NULL in any of them (`_not_null`), and each column's defaults in any of them
+    (`_defaults`). Run once a process, in memory."""
     conn = sqlite3.connect(":memory:")
     try:
         for migration in NODE_MIGRATIONS:
@@ -243,10 +261,13 @@ def _migrated() -> tuple[
         }
         tables: dict[str, set[_Own]] = {}
         not_null: dict[str, set[str]] = {}
+        defaults: dict[str, dict[str, set[object]]] = {}
 
         def made(name: str) -> None:
             tables.setdefault(_folded(name), set()).add(_own(fetch, name))
             not_null.setdefault(_folded(name), set()).update(_not_null(fetch, name, keys=True))
+            for column, default in _defaults(fetch, name):
+                defaults.setdefault(_folded(name), {}).setdefault(column, set()).add(default)
 
         # the tables made lazily (74c planted6 1), and as earlier troths made them
         for rebuild in ((), PENDING_BY_TICKET, made_lazily()):
@@ -263,6 +284,10 @@ def _migrated() -> tuple[
             indexes,
             {name: frozenset(own) for name, own in tables.items()},
             {name: frozenset(columns) for name, columns in not_null.items()},
+            {
+                name: {column: frozenset(made) for column, made in columns.items()}
+                for name, columns in defaults.items()
+            },
         )
     finally:
         conn.close()
@@ -281,7 +306,7 @@ def planted(db: SqliteDatabase) -> list[str]:
     planted3 1); last a table of troth's without one of troth's UNIQUE indexes (73h,
     planted4 4). A table troth makes lazily is one of troth's (74c, planted6 1); its CHECKs
     and generated columns are compared with its keys, its NOT NULL columns with those any
-    troth made NOT NULL (planted6 2-3)."""
+    troth made NOT NULL, its columns' defaults with any troth gave them (planted6 2-4)."""
     made = _made()
     encoding = db.fetch_one("PRAGMA encoding")
     found = [] if encoding == ("UTF-8",) else [f"a database encoded {_shown(encoding[0])}"]
@@ -294,7 +319,7 @@ def planted(db: SqliteDatabase) -> list[str]:
         clause = _clause(sql)
         if clause is not None:
             found.append(f"table {_shown(name)} ({clause})")
-    made_unique, made_own, made_not_null = _migrated()
+    made_unique, made_own, made_not_null, made_defaults = _migrated()
     tables: dict[str, str] = {}  # troth's tables `db` holds, by their names folded
     for (name,) in db.fetch_all(_TABLE_NAMES):  # 73h planted4 1: OR REPLACE deleted rows by it
         troths = made_own.get(_folded(name)) if isinstance(name, str) else None
@@ -311,6 +336,12 @@ def planted(db: SqliteDatabase) -> list[str]:
                 found.append(f"table {_shown(name)} ({what} not troth's)")
             if not _not_null(db.fetch_all, name) <= made_not_null[_folded(name)]:
                 found.append(f"table {_shown(name)} (a NOT NULL column not troth's)")
+            troths_defaults = made_defaults.get(_folded(name), {})
+            if any(  # 74c planted6 4: a lease's retry never due
+                default not in troths_defaults.get(column, (default,))
+                for column, default in _defaults(db.fetch_all, name)
+            ):
+                found.append(f"table {_shown(name)} (a column's DEFAULT not troth's)")
     uniques: set[_Unique | None] = set()
     for shown, sql, name, table in db.fetch_all(_UNIQUE):
         unique = _unique(db.fetch_all, name, table, sql)
