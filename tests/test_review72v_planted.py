@@ -132,14 +132,14 @@ def test_a_restore_table_named_in_another_case_is_checked(troth_home: Path) -> N
     (`name = ?`, case-sensitive) where SQLite takes names in any case: a copy holding
     `IDENTITY_RESTORE_HOLDS` made otherwise passed it, and the restore wrote that table.
     (A definition that drops holds, a conflict clause, is refused by planted 2 now; this one,
-    `held_at` with a default, drops none.) Now looked up in any case, refused as made
+    `held_at` without NOT NULL, drops none: `held_at` with a default, as it was, is refused by
+    `planted` first since review 74c, planted6 4.) Now looked up in any case, refused as made
     otherwise (StorageError naming it, nothing recorded) until dropped."""
     path = _restored_after_rotation(troth_home)
     edit(
         path,
         (
-            "CREATE TABLE IDENTITY_RESTORE_HOLDS (identifier BLOB PRIMARY KEY, "
-            "held_at INTEGER NOT NULL DEFAULT 0)",
+            "CREATE TABLE IDENTITY_RESTORE_HOLDS (identifier BLOB PRIMARY KEY, held_at INTEGER)",
             (),
         ),
     )

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import NOW
 from tests.test_review72v_planted import _A
 from tests.test_review73a_planted3 import _X, edited_node_db
@@ -65,22 +63,11 @@ def test_a_primary_key_dropped_in_a_table_made_again_is_refused(tmp_path: Path) 
         db.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="73h planted4 3: the tables troth makes lazily, outside NODE_MIGRATIONS (the trace "
-    "outbox's, the secrets store's, the gates' ...), are made in a dozen modules above storage; "
-    "their own UNIQUE / PRIMARY KEY is compared with nothing (73a's rule still refuses a UNIQUE "
-    "index on them). Bounded (73p planted5): no write a restore found makes to one of them "
-    "resolves conflicts untargeted (restore holds compared whole by check_made; "
-    "gates_policy_held_back, rollback_store/_foreign, trace_outbox_agents: upserts on troth's "
-    "key; secret_leases, secret_audit, trace_outbox: plain UPDATE/INSERT), so a key not troth's "
-    "fails the restore, never skips a row; what is left is the later writes (INSERT OR REPLACE "
-    "INTO trace_outbox_held, ...) on a copy's table keyed otherwise",
-)
 def test_a_lazily_made_table_made_again_is_refused(tmp_path: Path) -> None:
     """73h planted4 3: a copy holding `trace_outbox_held` made with `reason TEXT UNIQUE`:
     troth keeps an agent's hold with `INSERT OR REPLACE`, so one agent's hold for a reason
-    deleted another agent's hold for the same reason, and its records went out."""
+    deleted another agent's hold for the same reason, and its records went out. The tables
+    troth makes lazily are compared too (74c planted6 1: troth.storage.lazy_tables)."""
     path = edited_node_db(
         tmp_path,
         "CREATE TABLE trace_outbox_held (agent BLOB PRIMARY KEY, reason TEXT NOT NULL UNIQUE, "

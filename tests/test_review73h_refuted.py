@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import troth
-from tests.support.backups import node_db
+from tests.support.backups import node_db, planted_at
 from tests.test_review73a_planted3 import edited_node_db
 from troth.errors import StorageError
 from troth.gates import SqliteBundleTable
@@ -18,14 +18,6 @@ from troth.storage import SqliteDatabase
 from troth.storage.planted import _migrated, planted
 from troth.storage.sqlite_credentials import SqliteCredentialStore
 from troth.trace.outbox_store import OutboxStore
-
-
-def _planted(path: Path) -> list[str]:
-    db = SqliteDatabase(path)
-    try:
-        return planted(db)
-    finally:
-        db.close()
 
 
 def test_a_node_db_troth_filled_holds_nothing_planted(troth_home: Path) -> None:
@@ -38,7 +30,7 @@ def test_a_node_db_troth_filled_holds_nothing_planted(troth_home: Path) -> None:
         ticket = acme.create_authority().ticket({"team.name": "y"})
     with troth.Node.open("b") as b:
         b.enroll(ticket)
-    assert _planted(node_db(troth_home, "acme")) == []
+    assert planted_at(node_db(troth_home, "acme")) == []
     db = SqliteDatabase(node_db(troth_home, "b"))
     try:
         OutboxStore(db), SqliteBundleTable(db, now=1), SqliteSecretStore(db)
@@ -78,7 +70,7 @@ def test_a_unique_index_not_troths_is_refused_however_written(
     dropped = name == "identities_name"
     path = edited_node_db(tmp_path, "DROP INDEX identities_name" if dropped else "SELECT 1", index)
     gone = ["table 'identities' (troth's UNIQUE index 'identities_name' gone)"] if dropped else []
-    assert _planted(path) == [f"index {name!r}", *gone]
+    assert planted_at(path) == [f"index {name!r}", *gone]
 
 
 def test_an_index_moved_to_another_table_in_the_schema_fails_closed(tmp_path: Path) -> None:
@@ -92,14 +84,14 @@ def test_an_index_moved_to_another_table_in_the_schema_fails_closed(tmp_path: Pa
         "UPDATE sqlite_master SET tbl_name = 'tickets' WHERE name = 'one'",
     )
     with pytest.raises(StorageError):
-        _planted(path)
+        planted_at(path)
 
 
 def test_troths_schema_is_made_once_a_process(tmp_path: Path) -> None:
     """73h refuted (cost): the reference `planted` compares with (troth's migrations run in
     memory) is made once a process, not once a restore found: a second look makes none."""
     path = edited_node_db(tmp_path)
-    _planted(path)
+    planted_at(path)
     made = _migrated.cache_info().misses
-    _planted(path)
+    planted_at(path)
     assert _migrated.cache_info().misses == made

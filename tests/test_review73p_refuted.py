@@ -44,13 +44,16 @@ def test_a_node_db_of_every_earlier_schema_migrated_holds_nothing_planted(
             db.close()
 
 
+_NOT_TROTHS = "'gates_policy_held_back' \\(a UNIQUE or PRIMARY KEY not troth's\\)"
+
+
 @pytest.mark.parametrize(
     ("remade", "error"),
     [
-        ("CREATE TABLE held (authority BLOB NOT NULL)", "does not match any PRIMARY KEY"),
+        ("CREATE TABLE held (authority BLOB NOT NULL)", _NOT_TROTHS),
         (
             "CREATE TABLE held (authority BLOB PRIMARY KEY, one INTEGER NOT NULL DEFAULT 0 UNIQUE)",
-            "UNIQUE constraint failed: gates_policy_held_back.one",
+            _NOT_TROTHS,
         ),
     ],
 )
@@ -62,7 +65,8 @@ def test_the_policy_restores_upsert_fails_on_a_key_not_troths(
     policy restore writes it with an upsert on the authority (`ON CONFLICT (authority) DO
     NOTHING`, targeted), which SQLite refuses without that key and which meets any other
     uniqueness with an error: the restore's transaction fails (StorageError), nothing recorded,
-    found again; made again as troth makes it, both bundles are held back."""
+    found again; made again as troth makes it, both bundles are held back. Since 74c planted6 1
+    the lazily made tables are compared: the restore found is refused before it writes."""
     path = policy_copy_restored(
         tmp_path,
         (remade, ()),

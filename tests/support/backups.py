@@ -9,6 +9,7 @@ from pathlib import Path
 
 from troth.authority import Authority
 from troth.storage import HoldTime, SqliteDatabase
+from troth.storage.planted import planted
 from troth.storage.rollback import Restored, guard_path, restored_rows
 from troth.storage.sqlite_authority import SqliteAuthorityStore
 
@@ -47,6 +48,15 @@ def restores_found(path: Path) -> list[Restored]:
     db = SqliteDatabase(path)
     try:
         return restored_rows(db)
+    finally:
+        db.close()
+
+
+def planted_at(path: Path) -> list[str]:
+    """What node.db at `path` holds that troth does not make (`planted`), closed after."""
+    db = SqliteDatabase(path)
+    try:
+        return planted(db)
     finally:
         db.close()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Protocol
+from typing import Final, Protocol
 
 from troth.crypto import sha256
 from troth.faults import crash_point
@@ -15,7 +15,7 @@ from troth.storage.rollback import Restored, RollbackGuard
 from troth.storage.row_types import blob_sql, stored_blob, stored_whole, whole_sql
 from troth.storage.sqlite import SqliteDatabase
 
-__all__ = ["BundleTable", "MemoryBundleTable", "SqliteBundleTable", "Stamp"]
+__all__ = ["TABLES", "BundleTable", "MemoryBundleTable", "SqliteBundleTable", "Stamp"]
 
 Stamp = tuple[int, bytes]
 """What a table says of a stored bundle without reading it: its revision and digest."""
@@ -97,6 +97,14 @@ class MemoryBundleTable:
         return False
 
 
+TABLES: Final = (
+    "CREATE TABLE IF NOT EXISTS gates_policy_bundles (authority BLOB PRIMARY KEY, "
+    "revision INTEGER NOT NULL, bundle BLOB NOT NULL, stored_at INTEGER NOT NULL, "
+    "digest BLOB)",
+    "CREATE TABLE IF NOT EXISTS gates_policy_held_back (authority BLOB PRIMARY KEY) WITHOUT ROWID",
+)
+"""The gates' tables in node.db, made on first use (compared on a restore found:
+troth.storage.lazy_tables)."""
 _ANY_BUNDLE = "SELECT 1 FROM gates_policy_bundles LIMIT 1"
 _KEY_BYTES = 64  # an authority's identifier, a bundle's digest: 32 bytes
 _AUTHORITY = blob_sql("authority", _KEY_BYTES)
@@ -120,15 +128,8 @@ class SqliteBundleTable:
 
     def __init__(self, db: SqliteDatabase, *, now: int | None = None) -> None:
         self.db = db
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS gates_policy_bundles (authority BLOB PRIMARY KEY, "
-            "revision INTEGER NOT NULL, bundle BLOB NOT NULL, stored_at INTEGER NOT NULL, "
-            "digest BLOB)"
-        )
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS gates_policy_held_back (authority BLOB PRIMARY KEY) "
-            "WITHOUT ROWID"
-        )
+        for table in TABLES:
+            self.db.execute(table)
         if not self._current():
             with self.db.transaction():
                 if not self._current():

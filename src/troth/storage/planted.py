@@ -37,9 +37,14 @@ enrolled (`INSERT OR REPLACE`), and made with no key kept a member's old attribu
 its new, read first (review 73h, planted4 1-2). And one of troth's tables without one of its
 UNIQUE indexes: `identities` without `identities_name` let a second local identity take a name
 one had, and the name found the first (73h planted4 4). The tables troth makes lazily, in
-modules above this one, are not compared (73h planted4 3); a restore's own writes to them
-resolve no conflict untargeted (upserts on troth's keys, plain writes), so a key not troth's
-fails the restore rather than skipping a row (review 73p, planted5).
+modules above this one, are compared alike (troth.storage.lazy_tables, review 74c, planted6 1;
+73h planted4 3): a copy's `trace_outbox_held` with `reason` UNIQUE let one agent's hold delete
+another's (`INSERT OR REPLACE`). And beside a key, a CHECK or a generated column not troth's
+(planted6 2), or a column NOT NULL no troth made NOT NULL (planted6 3): `INSERT OR IGNORE`
+skips a row a CHECK or NOT NULL refuses, as `retired_keys` with a CHECK on `handle` skipped a
+key retired, `refuted_changes` with a NOT NULL column added every change shown made up; and
+a column's DEFAULT no troth gave it (planted6 4): `secret_leases.retry_at` defaulting far ahead
+kept a lease written after the restore from ever coming due for its revocation.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 from troth.errors import StorageError
+from troth.storage.lazy_tables import EARLIER, made_lazily
 from troth.storage.row_types import text_sql
 from troth.storage.sqlite import SqliteDatabase
 from troth.storage.sqlite_schema import NODE_MIGRATIONS, PENDING_BY_TICKET
@@ -143,17 +149,80 @@ _TABLE_NAMES: Final = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER
 _Own = frozenset[tuple[object, ...]]
 
 
+_DEFINITION: Final = (
+    f"SELECT {text_sql('sql', _TABLE_TEXT_BYTES)} FROM sqlite_master "  # noqa: S608
+    "WHERE type = 'table' AND name = ?"
+)
+_GENERATED: Final = "SELECT name FROM pragma_table_xinfo(?) WHERE hidden IN (2, 3) ORDER BY cid"
+
+
 def _own(fetch: _Fetch, table: str) -> _Own:
     """What the definition of `table` keeps unique (73h planted4 1): each of its UNIQUE and its
     PRIMARY KEY (origin, key columns with order and collation: `pragma_index_xinfo`), or the
-    column its rowid is named by (a rowid table's INTEGER PRIMARY KEY: no index)."""
-    own = {
+    column its rowid is named by (a rowid table's INTEGER PRIMARY KEY: no index); and what
+    makes a write skip a row beside a key (74c planted6 2: `INSERT OR IGNORE` skips a row a
+    CHECK or a generated column's constraint refuses): each CHECK's words, its generated
+    columns (troth makes none)."""
+    own: set[tuple[object, ...]] = {
         (origin, tuple(tuple(row) for row in fetch(_KEY, (name,))))
         for origin, name in fetch(_OWN, (table,))
     }
     if not any(origin == "pk" for origin, _ in own):
         own.add(("rowid", tuple(row[0] for row in fetch(_PK, (table,)))))
+    ((sql,),) = fetch(_DEFINITION, (table,)) or ((None,),)
+    own.update(("check", check) for check in _checks(sql))
+    generated = tuple(row[0] for row in fetch(_GENERATED, (table,)))
+    if generated:
+        own.add(("generated", generated))
     return frozenset(own)
+
+
+_NOT_NULL: Final = 'SELECT name FROM pragma_table_xinfo(?) WHERE "notnull" AND NOT pk'
+_NOT_NULL_OR_KEY: Final = 'SELECT name FROM pragma_table_xinfo(?) WHERE "notnull" OR pk'
+
+
+def _not_null(fetch: _Fetch, table: str, *, keys: bool = False) -> frozenset[str]:
+    """The columns of `table` made NOT NULL (generated ones too), by their names folded, its
+    PRIMARY KEY's left out (`keys`: put in; troth writes no NULL key): a write with `INSERT
+    OR IGNORE` skips a row one refuses (74c planted6 3)."""
+    query = _NOT_NULL_OR_KEY if keys else _NOT_NULL
+    return frozenset(_folded(str(row[0])) for row in fetch(query, (table,)))
+
+
+_DEFAULTS: Final = (
+    f"SELECT name, {text_sql('dflt_value', _TRIGGER_TEXT_BYTES)} FROM pragma_table_xinfo(?)"  # noqa: S608
+)
+
+
+def _defaults(fetch: _Fetch, table: str) -> list[tuple[str, object]]:
+    """Each column of `table` (its name folded) with its DEFAULT's text (bytes; None: none):
+    a row troth writes without naming the column takes it (74c planted6 4: a lease's
+    `retry_at` defaulting far ahead was never due for its revocation)."""
+    return [(_folded(str(name)), default) for name, default in fetch(_DEFAULTS, (table,))]
+
+
+def _keys(own: _Own) -> _Own:
+    """The keys of a table's `own` (its UNIQUE, PRIMARY KEY, rowid), without its CHECKs."""
+    return frozenset(made for made in own if made[0] not in ("check", "generated"))
+
+
+def _checks(sql: object) -> Iterator[tuple[str | None, ...]]:
+    """The tokens of each CHECK constraint in a table's definition `sql` (its bytes): none
+    read from a definition not UTF-8 (`_clause` refuses it)."""
+    try:
+        tokens = list(_tokens(sql.decode())) if isinstance(sql, bytes) else []
+    except UnicodeDecodeError:
+        tokens = []
+    for i, word in enumerate(tokens):
+        if word != "CHECK":
+            continue
+        depth, j = 0, i + 1
+        while j < len(tokens):
+            depth += {"(": 1, ")": -1}.get(tokens[j] or "", 0)
+            j += 1
+            if depth <= 0:
+                break
+        yield tuple(tokens[i + 1 : j])
 
 
 def _folded(name: str) -> str:
@@ -161,12 +230,19 @@ def _folded(name: str) -> str:
 
 
 @functools.cache
-def _migrated() -> tuple[dict[_Unique | None, str], dict[str, frozenset[_Own]]]:
+def _migrated() -> tuple[
+    dict[_Unique | None, str],
+    dict[str, frozenset[_Own]],
+    dict[str, frozenset[str]],
+    dict[str, dict[str, frozenset[object]]],
+]:
     """What troth's migrations of node.db make unique, as every troth that migrated node.db
     made it: each UNIQUE index's (`_unique`, to its name: `identities_name`,
     `revocations_once`), and each table's own (`_own`, by its name folded), before and after
-    the table a store rebuilds when opened (`PENDING_BY_TICKET`: either is troth's). Run once
-    a process, in memory."""
+    the table a store rebuilds when opened (`PENDING_BY_TICKET`: either is troth's), the tables
+    made lazily (`made_lazily`) and as earlier troths made them (`EARLIER`); and each table's
+    columns NOT NULL in any of them (`_not_null`), and each column's defaults in any of them
+    (`_defaults`). Run once a process, in memory."""
     conn = sqlite3.connect(":memory:")
     try:
         for migration in NODE_MIGRATIONS:
@@ -184,12 +260,35 @@ def _migrated() -> tuple[dict[_Unique | None, str], dict[str, frozenset[_Own]]]:
             _unique(fetch, name, table, sql): name for _, sql, name, table in fetch(_UNIQUE, ())
         }
         tables: dict[str, set[_Own]] = {}
-        for rebuild in ((), PENDING_BY_TICKET):
+        not_null: dict[str, set[str]] = {}
+        defaults: dict[str, dict[str, set[object]]] = {}
+
+        def made(name: str) -> None:
+            tables.setdefault(_folded(name), set()).add(_own(fetch, name))
+            not_null.setdefault(_folded(name), set()).update(_not_null(fetch, name, keys=True))
+            for column, default in _defaults(fetch, name):
+                defaults.setdefault(_folded(name), {}).setdefault(column, set()).add(default)
+
+        # the tables made lazily (74c planted6 1), and as earlier troths made them
+        for rebuild in ((), PENDING_BY_TICKET, made_lazily()):
             for statement in rebuild:
                 conn.execute(statement)
             for (name,) in fetch(_TABLE_NAMES, ()):
-                tables.setdefault(_folded(name), set()).add(_own(fetch, name))
-        return indexes, {name: frozenset(own) for name, own in tables.items()}
+                made(name)
+        for earlier in EARLIER:
+            name, _ = _made_table(earlier)
+            conn.execute(f"DROP TABLE IF EXISTS {name}")
+            conn.execute(earlier)
+            made(name)
+        return (
+            indexes,
+            {name: frozenset(own) for name, own in tables.items()},
+            {name: frozenset(columns) for name, columns in not_null.items()},
+            {
+                name: {column: frozenset(made) for column, made in columns.items()}
+                for name, columns in defaults.items()
+            },
+        )
     finally:
         conn.close()
 
@@ -205,7 +304,9 @@ def planted(db: SqliteDatabase) -> list[str]:
     is not troth's (73h, planted4 1); then a UNIQUE index keeping unique what none of
     troth's does (its table, key columns, their order and collation, partial clause: 73a,
     planted3 1); last a table of troth's without one of troth's UNIQUE indexes (73h,
-    planted4 4)."""
+    planted4 4). A table troth makes lazily is one of troth's (74c, planted6 1); its CHECKs
+    and generated columns are compared with its keys, its NOT NULL columns with those any
+    troth made NOT NULL, its columns' defaults with any troth gave them (planted6 2-4)."""
     made = _made()
     encoding = db.fetch_one("PRAGMA encoding")
     found = [] if encoding == ("UTF-8",) else [f"a database encoded {_shown(encoding[0])}"]
@@ -218,14 +319,29 @@ def planted(db: SqliteDatabase) -> list[str]:
         clause = _clause(sql)
         if clause is not None:
             found.append(f"table {_shown(name)} ({clause})")
-    made_unique, made_own = _migrated()
+    made_unique, made_own, made_not_null, made_defaults = _migrated()
     tables: dict[str, str] = {}  # troth's tables `db` holds, by their names folded
     for (name,) in db.fetch_all(_TABLE_NAMES):  # 73h planted4 1: OR REPLACE deleted rows by it
         troths = made_own.get(_folded(name)) if isinstance(name, str) else None
         if troths is not None:
             tables[_folded(name)] = name
-            if _own(db.fetch_all, name) not in troths:
-                found.append(f"table {_shown(name)} (a UNIQUE or PRIMARY KEY not troth's)")
+            own = _own(db.fetch_all, name)
+            if own not in troths:  # 74c planted6 2: OR IGNORE skipped a row a CHECK refused
+                keyed = {_keys(made) for made in troths}
+                what = (
+                    "a CHECK or generated column"
+                    if _keys(own) in keyed
+                    else "a UNIQUE or PRIMARY KEY"
+                )
+                found.append(f"table {_shown(name)} ({what} not troth's)")
+            if not _not_null(db.fetch_all, name) <= made_not_null[_folded(name)]:
+                found.append(f"table {_shown(name)} (a NOT NULL column not troth's)")
+            troths_defaults = made_defaults.get(_folded(name), {})
+            if any(  # 74c planted6 4: a lease's retry never due
+                default not in troths_defaults.get(column, (default,))
+                for column, default in _defaults(db.fetch_all, name)
+            ):
+                found.append(f"table {_shown(name)} (a column's DEFAULT not troth's)")
     uniques: set[_Unique | None] = set()
     for shown, sql, name, table in db.fetch_all(_UNIQUE):
         unique = _unique(db.fetch_all, name, table, sql)
