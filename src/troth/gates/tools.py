@@ -7,7 +7,8 @@ call is decided with the caller's current credential and the current feed, a hid
 by name included (denied exactly as a name the bundle does not declare, whatever the arguments;
 its record keeps the real decision: review 47h, gates 1), then run with the plain JSON values
 judged (the arguments encoded and decoded once: never the caller's own objects, review 34f,
-gates 3); a denial carries a reason a model can read. An allowed call gets what the
+gates 3), each run with its own copy of them (changed in place, the record stays as judged:
+review 74f, gates 1); a denial carries a reason a model can read. An allowed call gets what the
 `LeaseProvider` attaches (gate 3, issue 12) as its `lease` parameter; a provider that cannot
 lease the call's secret raises `LeaseDenied`, which denies the call. The call's decision is
 recorded before its lease is asked for (a lease step links to it); a refused lease, or a
@@ -33,6 +34,7 @@ from troth.gates.toolschema import (
     Fill,
     check_name,
     compile_tool_schema,
+    own_arguments,
     schema_from_function,
 )
 
@@ -191,7 +193,7 @@ class ToolGate:
         if not told.allowed or declared is None:
             return ToolResult(told)  # a hidden tool's denial: an undeclared one's (47h, gates 1)
         if declared.run is None:  # run elsewhere: with the arguments judged (49d, gates 3)
-            return ToolResult(told, None, plain)
+            return ToolResult(told, None, own_arguments(plain))  # the runner's own (74f, gates 1)
         with contextlib.ExitStack() as stack:
             try:
                 lease = stack.enter_context(self.leases.lease(record))
@@ -201,6 +203,7 @@ class ToolGate:
                 failed = f"denied: the lease provider failed ({type(exc).__name__})"
                 self.point.refuse(record, PolicyDecision.deny(Outcome.LEASE_DENIED, failed))
                 raise
+            own = own_arguments(plain)  # never the record's values (review 74f, gates 1)
             if declared.takes_lease:
-                return ToolResult(record.decision, declared.run(**plain, lease=lease))
-            return ToolResult(record.decision, declared.run(**plain))
+                return ToolResult(record.decision, declared.run(**own, lease=lease))
+            return ToolResult(record.decision, declared.run(**own))

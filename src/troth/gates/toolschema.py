@@ -56,6 +56,7 @@ __all__ = [
     "check_depth",
     "check_name",
     "compile_tool_schema",
+    "own_arguments",
     "schema_from_function",
     "schema_shape",
     "within_value_limit",
@@ -436,6 +437,21 @@ def argument_values(args: dict[str, Any]) -> int:
             if isinstance(item, dict | list | tuple):
                 pending.append(item)
     return count
+
+
+_SCALAR_TYPES: Final = frozenset({str, int, float, bool, type(None)})
+
+
+def own_arguments(plain: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the plain JSON arguments `plain` (those judged, which the decision's record
+    holds) for what runs the tool (a tool gate's function or runner, an MCP upstream): its own
+    lists and objects, decoded again, so nothing it changes in place reaches the record (review
+    74f, gates 1: a tool appending to its list argument changed the record of what Cedar
+    judged). Arguments of scalars only, which cannot change, are copied at their top level."""
+    if _SCALAR_TYPES.issuperset(map(type, plain.values())):
+        return dict(plain)
+    copied: dict[str, Any] = json.loads(_KEY.encode(plain))
+    return copied
 
 
 # -- from a typed Python function ------------------------------------------------------------

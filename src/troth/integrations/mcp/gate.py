@@ -30,8 +30,9 @@ a time (docs/policy.md, "MCP gates"; research §2.2).
   cannot enumerate the bundle's tools (review 47h, gates 1); the recorded decision keeps the
   real outcome and policies. Arguments the caller omits are filled with their schema's defaults
   before the call is judged (as the tool gate does), and an allowed call goes to the upstream
-  with exactly the arguments judged: an upstream whose own default differs from the one judged
-  (a new version since the gate's last listing) still runs what the policies saw. A call of a
+  with exactly the arguments judged (a copy of its own: review 74f, gates 1): an upstream whose
+  own default differs from the one judged (a new version since the gate's last listing) still
+  runs what the policies saw. A call of a
   name the last listing does not know lists the upstream again, at most once per
   MCP_RELIST_SECONDS for all callers together (one listing at a time): within it the name is
   judged as undeclared (denied), so calls of made-up names cannot make the gate list the
@@ -117,6 +118,7 @@ from troth.gates.toolschema import (
     Fill,
     check_name,
     compile_tool_schema,
+    own_arguments,
     within_value_limit,
 )
 from troth.integrations.mcp.answers import (
@@ -501,7 +503,7 @@ class McpGate:
                 await self._listing(None)
             return denied(told.reason)
         try:
-            result = await self.upstream.call_tool(name, args)
+            result = await self.upstream.call_tool(name, own_arguments(args))  # 74f, gates 1
         except BaseException as exc:  # cancelled (the agent, its connection) or failed
             await self._unanswered(record, exc)
             if isinstance(exc, MCPError):  # the upstream's error: answered as the gate's
