@@ -4,6 +4,7 @@ writes keep, or is no false refusal (tests/test_review74i_planted7.py has the on
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,9 +20,12 @@ from troth.node import rotation_revoke
 from troth.secrets import store_schema
 from troth.secrets.store import SqliteSecretStore
 from troth.storage import SqliteDatabase, planted
+from troth.storage.lazy_tables import made_lazily
+from troth.storage.sqlite_schema import NODE_MIGRATIONS
 from troth.storage.sqlite_stores import SqliteIdentityStore
 
 _LEASES = next(s for s in store_schema._SCHEMA if "secret_leases (" in s)
+_TABLES = "SELECT name FROM sqlite_master WHERE type = 'table'"
 _ADDED = ",\n        retry_at INTEGER NOT NULL DEFAULT 0, request BLOB, request_attempt INTEGER"
 
 
@@ -145,3 +149,24 @@ def test_a_start_with_no_restore_never_builds_the_reference(
     with troth.Node.open("a") as node:
         node.create_authority().ticket({"team.name": "y"})
     assert planted._migrated.cache_info().currsize == 0
+
+
+def test_no_table_is_made_both_lazily_and_by_a_migration() -> None:
+    """74i refuted: a table registered in `made_lazily` and made by a migration too would
+    pass in the shape of either (`_migrated` merges them); none is."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        for migration in NODE_MIGRATIONS:
+            if callable(migration):
+                migration(conn)
+            else:
+                conn.executescript(migration)
+        migrated = {str(row[0]).lower() for row in conn.execute(_TABLES)}
+    finally:
+        conn.close()
+    lazily = {
+        planted._made_table(s)[0].lower() for s in made_lazily() if "CREATE TABLE" in s.upper()
+    }
+    assert "trace_outbox_held" in lazily
+    assert "identities" in migrated
+    assert migrated & lazily == set()
