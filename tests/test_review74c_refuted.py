@@ -40,7 +40,10 @@ _KEYS = "a UNIQUE or PRIMARY KEY not troth's"
                 "CREATE TABLE gates_policy_held_back (authority BLOB COLLATE NOCASE PRIMARY KEY) "
                 "WITHOUT ROWID",
             ),
-            [f"table 'gates_policy_held_back' ({_KEYS})"],
+            [  # 74i planted7 2: the column's collation is compared too
+                f"table 'gates_policy_held_back' ({_KEYS})",
+                "table 'gates_policy_held_back' (a column's collation not troth's)",
+            ],
         ),
         (  # WITHOUT ROWID on a table keyed by its rowid: `pos` no longer made by SQLite
             (

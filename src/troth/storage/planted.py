@@ -44,7 +44,10 @@ another's (`INSERT OR REPLACE`). And beside a key, a CHECK or a generated column
 skips a row a CHECK or NOT NULL refuses, as `retired_keys` with a CHECK on `handle` skipped a
 key retired, `refuted_changes` with a NOT NULL column added every change shown made up; and
 a column's DEFAULT no troth gave it (planted6 4): `secret_leases.retry_at` defaulting far ahead
-kept a lease written after the restore from ever coming due for its revocation.
+kept a lease written after the restore from ever coming due for its revocation; and a column's
+type whose affinity no troth gave it (review 74i, planted7 1: `secret_store.name` made NUMERIC
+stored the secrets `01` and `1` as one), or its collation (planted7 2: `secret_leases.secret`
+compared NOCASE found another secret's leases).
 """
 
 from __future__ import annotations
@@ -201,6 +204,83 @@ def _defaults(fetch: _Fetch, table: str) -> list[tuple[str, object]]:
     return [(_folded(str(name)), default) for name, default in fetch(_DEFAULTS, (table,))]
 
 
+_TYPES: Final = (
+    f"SELECT name, {text_sql('type', _TRIGGER_TEXT_BYTES)}, "  # noqa: S608
+    "(SELECT \"strict\" FROM pragma_table_list(?1) WHERE schema = 'main') "
+    "FROM pragma_table_xinfo(?1)"
+)
+_Column = tuple[str, str]
+
+
+def _columns(fetch: _Fetch, table: str) -> dict[str, _Column]:
+    """Each column of `table` (its name folded) with how SQLite stores and compares what is
+    written to it: its type's affinity (74i planted7 1: `secret_store.name` made NUMERIC made
+    the secrets `01` and `1` one) and its collation (planted7 2: `secret_leases.secret`
+    compared NOCASE found another secret's leases)."""
+    ((sql,),) = fetch(_DEFINITION, (table,)) or ((None,),)
+    collations = _collations(sql)
+    return {
+        _folded(str(name)): (
+            _affinity(kind, strict=bool(strict)),
+            collations.get(_folded(str(name)), "BINARY"),
+        )
+        for name, kind, strict in fetch(_TYPES, (table,))
+    }
+
+
+def _affinity(kind: object, *, strict: bool) -> str:
+    """The affinity of a column declared with type `kind` (its text's bytes), by SQLite's rules
+    (datatype3.html, 3.1); a STRICT table's ANY keeps what is written as written (BLOB's)."""
+    try:
+        text = kind.decode().upper() if isinstance(kind, bytes) else ""
+    except UnicodeDecodeError:
+        return "unreadable"
+    if "INT" in text:
+        return "INTEGER"
+    if any(word in text for word in ("CHAR", "CLOB", "TEXT")):
+        return "TEXT"
+    if "BLOB" in text or not text or (strict and text == "ANY"):
+        return "BLOB"
+    if any(word in text for word in ("REAL", "FLOA", "DOUB")):
+        return "REAL"
+    return "NUMERIC"
+
+
+def _collations(sql: object) -> dict[str, str]:
+    """Each column of a table's definition `sql` (its bytes) declared with a COLLATE, by its
+    name folded, to the collation's name (unquoted, upper-cased: SQLite's names are ASCII);
+    a definition not UTF-8 names none (`_clause` refuses it)."""
+    try:
+        tokens = list(_tokens(sql.decode())) if isinstance(sql, bytes) else []
+    except UnicodeDecodeError:
+        tokens = []
+    found: dict[str, str] = {}
+    depth, column, starts = 0, None, False
+    for i, word in enumerate(tokens):
+        if word in ("(", ")"):
+            depth += 1 if word == "(" else -1
+            starts = word == "(" and depth == 1
+        elif depth != 1:
+            continue
+        elif starts:  # a column's definition starts with its name
+            column, starts = _column_name(word), False
+        elif word == ",":
+            starts = True
+        elif word == "COLLATE" and column is not None and i + 1 < len(tokens):
+            found[column] = str(_column_name(tokens[i + 1])).upper()  # its quotes taken off
+    return found
+
+
+def _column_name(token: str | None) -> str | None:
+    """The name a column definition starts with (folded, unquoted); None: a table constraint."""
+    if token is None or token in ("CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN"):
+        return None
+    if token[0] in "'\"`[":
+        close = "]" if token[0] == "[" else token[0]
+        token = token[1:-1].replace(close * 2, close) if close != "]" else token[1:-1]
+    return _folded(token)
+
+
 def _keys(own: _Own) -> _Own:
     """The keys of a table's `own` (its UNIQUE, PRIMARY KEY, rowid), without its CHECKs."""
     return frozenset(made for made in own if made[0] not in ("check", "generated"))
@@ -235,6 +315,7 @@ def _migrated() -> tuple[
     dict[str, frozenset[_Own]],
     dict[str, frozenset[str]],
     dict[str, dict[str, frozenset[object]]],
+    dict[str, dict[str, frozenset[_Column]]],
 ]:
     """What troth's migrations of node.db make unique, as every troth that migrated node.db
     made it: each UNIQUE index's (`_unique`, to its name: `identities_name`,
@@ -242,7 +323,7 @@ def _migrated() -> tuple[
     the table a store rebuilds when opened (`PENDING_BY_TICKET`: either is troth's), the tables
     made lazily (`made_lazily`) and as earlier troths made them (`EARLIER`); and each table's
     columns NOT NULL in any of them (`_not_null`), and each column's defaults in any of them
-    (`_defaults`). Run once a process, in memory."""
+    (`_defaults`), its affinities and collations (`_columns`). Run once a process, in memory."""
     conn = sqlite3.connect(":memory:")
     try:
         for migration in NODE_MIGRATIONS:
@@ -262,12 +343,15 @@ def _migrated() -> tuple[
         tables: dict[str, set[_Own]] = {}
         not_null: dict[str, set[str]] = {}
         defaults: dict[str, dict[str, set[object]]] = {}
+        columns: dict[str, dict[str, set[_Column]]] = {}
 
         def made(name: str) -> None:
             tables.setdefault(_folded(name), set()).add(_own(fetch, name))
             not_null.setdefault(_folded(name), set()).update(_not_null(fetch, name, keys=True))
             for column, default in _defaults(fetch, name):
                 defaults.setdefault(_folded(name), {}).setdefault(column, set()).add(default)
+            for column, shape in _columns(fetch, name).items():  # 74i planted7 1-2
+                columns.setdefault(_folded(name), {}).setdefault(column, set()).add(shape)
 
         # the tables made lazily (74c planted6 1), and as earlier troths made them
         for rebuild in ((), PENDING_BY_TICKET, made_lazily()):
@@ -288,6 +372,10 @@ def _migrated() -> tuple[
                 name: {column: frozenset(made) for column, made in columns.items()}
                 for name, columns in defaults.items()
             },
+            {
+                name: {column: frozenset(made) for column, made in shapes.items()}
+                for name, shapes in columns.items()
+            },
         )
     finally:
         conn.close()
@@ -306,7 +394,8 @@ def planted(db: SqliteDatabase) -> list[str]:
     planted3 1); last a table of troth's without one of troth's UNIQUE indexes (73h,
     planted4 4). A table troth makes lazily is one of troth's (74c, planted6 1); its CHECKs
     and generated columns are compared with its keys, its NOT NULL columns with those any
-    troth made NOT NULL, its columns' defaults with any troth gave them (planted6 2-4)."""
+    troth made NOT NULL, its columns' defaults with any troth gave them (planted6 2-4), their
+    types' affinities and collations with troth's (74i planted7 1-2)."""
     made = _made()
     encoding = db.fetch_one("PRAGMA encoding")
     found = [] if encoding == ("UTF-8",) else [f"a database encoded {_shown(encoding[0])}"]
@@ -319,7 +408,7 @@ def planted(db: SqliteDatabase) -> list[str]:
         clause = _clause(sql)
         if clause is not None:
             found.append(f"table {_shown(name)} ({clause})")
-    made_unique, made_own, made_not_null, made_defaults = _migrated()
+    made_unique, made_own, made_not_null, made_defaults, made_columns = _migrated()
     tables: dict[str, str] = {}  # troth's tables `db` holds, by their names folded
     for (name,) in db.fetch_all(_TABLE_NAMES):  # 73h planted4 1: OR REPLACE deleted rows by it
         troths = made_own.get(_folded(name)) if isinstance(name, str) else None
@@ -342,6 +431,15 @@ def planted(db: SqliteDatabase) -> list[str]:
                 for column, default in _defaults(db.fetch_all, name)
             ):
                 found.append(f"table {_shown(name)} (a column's DEFAULT not troth's)")
+            shapes = made_columns.get(_folded(name), {})
+            columns = _columns(db.fetch_all, name)
+            for what, part in (("type", 0), ("collation", 1)):  # 74i planted7 1-2
+                if any(
+                    shape[part] not in {made[part] for made in shapes[column]}
+                    for column, shape in columns.items()
+                    if column in shapes
+                ):  # two secrets made one; another secret's leases found
+                    found.append(f"table {_shown(name)} (a column's {what} not troth's)")
     uniques: set[_Unique | None] = set()
     for shown, sql, name, table in db.fetch_all(_UNIQUE):
         unique = _unique(db.fetch_all, name, table, sql)
