@@ -160,10 +160,11 @@ def test_the_index_and_the_ranking_agree_with_the_channels_in_every_state(
     assert (len(cap), cap.strangers) == (0, 0)
 
 
-def test_refusing_a_member_behind_the_over_share_authoritys_top_source_is_right() -> None:
-    """73o refuted 2 (cap2 area 3, no fallback to the over-share authority's next source):
-    members alone hold the cap (6; shares of 2); a1 over its share, its source holding the most
-    b's own (three), host c's two; a0 within it (one); a member of a0 behind b was refused.
+def test_a_member_behind_the_over_share_authoritys_top_source_gets_its_next_source() -> None:
+    """73o refuted 2 (cap2 area 3, no fallback to the over-share authority's next source, kept
+    until review 74h): members alone hold the cap (6; shares of 2); a1 over its share, its
+    source holding the most b's own (three), host c's two; a0 within it (one); a member of a0
+    behind b was refused.
     Review 74h, cap6 1 (the lead's decision on 74a's open question: the refusal locked b's
     members out while b's own held the most of a1): b's own set aside in the members' ranking
     as in the strangers' phase, a1's next source gives way, c's oldest, at message 3 as at
