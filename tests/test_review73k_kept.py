@@ -49,6 +49,7 @@ from troth.channel import AnyAuthenticatedIdentity, ChannelState, SecureChannel
 from troth.node.channel_cap import OpenChannels, Opener
 from troth.node.channel_limits import ChannelCounters
 from troth.node.channels import LISTENER, ChannelLimits
+from troth.node.shares import LOCAL
 from troth.routing import Address
 
 _CAP = ChannelLimits(max_open_channels=8)
@@ -156,7 +157,9 @@ def test_at_message_3_the_cap_refuses_the_party_behind_a_node_it_refuses_at_take
     authority trusted: shares of 2), authority a1 over its share, its source holding the most
     s0, all s0's own; a member of a0 (within its share) behind the node of s0 opens one: it is
     refused at message 3 as it is at take-in (before: admitted at message 3, its handshake
-    completed for nothing, then closed; review 54w, channels 1)."""
+    completed for nothing, then closed; review 54w, channels 1). Review 74h, cap6 1: s0's own
+    set aside, s1's party gives way for it, at message 3 as at take-in; with a1 holding none
+    besides s0's own, it is refused at both."""
     cap: OpenChannels[int] = OpenChannels(6, lambda: 1)
     a0, a1 = frozenset({b"a0"}), frozenset({b"a1"})
     held = [(a0, "s1", False), (a1, "s0", False), (a1, "s0", False), (a1, "s0", False)]
@@ -166,5 +169,10 @@ def test_at_message_3_the_cap_refuses_the_party_behind_a_node_it_refuses_at_take
             end, stranger=False, source=source, network="n", authorities=authorities, behind=behind
         )
     newcomer = Opener(stranger=False, source="s0", network="n", authorities=a0, behind=True)
+    assert cap.admits(**newcomer)
+    assert cap.place(**newcomer).victim == 5
+    for end in (4, 5):  # a1 holds s0's own alone
+        cap.discard(end)
+        cap.add(end, stranger=False, source="l", network="l", authorities=frozenset({LOCAL}))
     assert not cap.place(**newcomer).admitted
     assert not cap.admits(**newcomer)

@@ -160,13 +160,15 @@ def test_the_index_and_the_ranking_agree_with_the_channels_in_every_state(
     assert (len(cap), cap.strangers) == (0, 0)
 
 
-def test_refusing_a_member_behind_the_over_share_authoritys_top_source_is_right() -> None:
-    """73o refuted 2 (cap2 area 3, no fallback to the over-share authority's next source):
-    members alone hold the cap (6; shares of 2); a1 over its share, its source holding the most
-    b's own (three), host c's two; a0 within it (one); a member of a0 behind b is refused. A
-    fallback to a1's next source would have c's channel give way to b's members where, before
-    review 73k, b's own did (b's parties would lose another host its place: area 2); a0 keeps
-    its share all the same, its member not behind b taking b's oldest channel's place (54r)."""
+def test_a_member_behind_the_over_share_authoritys_top_source_gets_its_next_source() -> None:
+    """73o refuted 2 (cap2 area 3, no fallback to the over-share authority's next source, kept
+    until review 74h): members alone hold the cap (6; shares of 2); a1 over its share, its
+    source holding the most b's own (three), host c's two; a0 within it (one); a member of a0
+    behind b was refused.
+    Review 74h, cap6 1 (the lead's decision on 74a's open question: the refusal locked b's
+    members out while b's own held the most of a1): b's own set aside in the members' ranking
+    as in the strangers' phase, a1's next source gives way, c's oldest, at message 3 as at
+    take-in; a0's member not behind b still takes b's oldest channel's place (54r)."""
     cap: OpenChannels[int] = OpenChannels(6, lambda: 1)
     a0, a1 = frozenset({b"a0"}), frozenset({b"a1"})
     for end, (authorities, source) in enumerate(
@@ -174,8 +176,8 @@ def test_refusing_a_member_behind_the_over_share_authoritys_top_source_is_right(
     ):
         cap.add(end, stranger=False, source=source, network="n", authorities=authorities)
     behind_b = Opener(stranger=False, source="b", network="n", authorities=a0, behind=True)
-    assert not cap.admits(**behind_b)
-    assert not cap.place(**behind_b).admitted
+    assert cap.admits(**behind_b)
+    assert cap.place(**behind_b).victim == 4
     elsewhere = Opener(stranger=False, source="f", network="n", authorities=a0, behind=False)
     assert cap.place(**elsewhere).victim == 1
 

@@ -30,6 +30,8 @@ _CLASSES: tuple[frozenset[bytes] | None, ...] = (
     frozenset({b"a0", b"a1"}),
     frozenset({LOCAL}),
     frozenset(),  # counting against no authority
+    frozenset({b"a2"}),  # (review 74h: a third authority, one in two with a1)
+    frozenset({b"a1", b"a2"}),
 )
 
 
@@ -59,9 +61,9 @@ def _steps(seed: int) -> list[tuple[int, int, int, bool]]:
     """A walk's steps: 0-1 one closed, else one opened (strangers the most), of a class, from
     a source, behind a node or not."""
     rng = random.Random(seed)
-    classes = (0, 0, 0, 1, 2, 3, 4, 5)
+    classes = (0, 0, 0, 1, 2, 3, 4, 5, 6, 7)
     return [
-        (rng.randrange(10), rng.choice(classes), rng.randrange(4), rng.random() < 0.4)
+        (rng.randrange(10), rng.choice(classes), rng.randrange(6), rng.random() < 0.4)
         for _ in range(rng.randrange(10, 80))
     ]
 
@@ -99,18 +101,20 @@ def walk(
 
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(
-    limit=st.integers(4, 12),
-    networks=st.integers(2, 3),
-    sources=st.integers(2, 4),
-    trusted=st.integers(1, 2),
+    limit=st.integers(1, 14),
+    networks=st.integers(1, 3),
+    sources=st.integers(1, 6),
+    trusted=st.integers(1, 3),
     seed=st.integers(0, 2**32),
 )
 def test_the_cap_says_what_the_reference_says_in_every_state(
     limit: int, networks: int, sources: int, trusted: int, seed: int
 ) -> None:
-    """74a cap5 (hypothesis walks: caps of 4-12, 2-3 networks, 2-4 sources, strangers, members
-    of one or two authorities, local callers, channels of none, own and behind a node, opened
-    and closed): `place` and `admits` agree with the reference model of the rule."""
+    """74a cap5 (hypothesis walks: caps of 1-14, 1-3 networks, 1-6 sources, 1-3 authorities
+    trusted, strangers, members of one or two of three authorities, local callers, channels of
+    none, own and behind a node, opened and closed; review 74h widened them from caps of 4-12,
+    2-3 networks, 2-4 sources, two authorities): `place` and `admits` agree with the reference
+    model of the rule."""
     walk(limit, networks, sources, trusted, _steps(seed))
 
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support.cap_reference import Held
-from tests.test_review74a_cap5 import _newcomer, _opener, _steps
+from tests.test_review74a_cap5 import _CLASSES, _newcomer, _opener, _steps
 from troth.node.channel_cap import OpenChannels
 from troth.ranked import Ranked
 
@@ -64,8 +64,8 @@ def test_no_newcomer_behind_a_node_takes_its_node_s_own_place(
             if held:
                 cap.discard(held.pop(sorted(held)[source * 7 % len(held)]).end)
             continue
-        for each in range(6):
-            for other in range(4):
+        for each in range(len(_CLASSES)):
+            for other in range(6):
                 probe = _newcomer(end, each, other, networks, True)
                 place = cap.place(**_opener(probe))
                 victim = held.get(place.victim) if place.victim is not None else None

@@ -13,11 +13,15 @@ a stranger is refused when b's own would go (a flood from one source churns its 
 parties never b's own); a member, whose channel never joins the strangers' ranking, gets the
 victim of the ranking with b's own set aside (as for a member from elsewhere were they not
 held), refused when they are all the strangers' channels. With no stranger's channel held, a
-stranger is refused, and a member whose authorities all hold their share or more too; else the
-authority holding the most over its share gives way (among equals, the one whose oldest
-channel that gives way is the oldest, then the lowest digest): its source holding the most
-(among equals the oldest), a party's behind a node first, else the oldest, never the
-newcomer's node's own (refused)."""
+stranger is refused, and a member whose authorities all hold their share or more too; else an
+authority over its share gives way, the one holding the most channels that give way (among
+equals, the one whose oldest of them is the oldest, then the lowest digest): its source
+holding the most (among equals the oldest), a party's behind a node first, else the oldest.
+For a member behind node b, the same with b's own set aside (review 74h, cap6 1, the rule of
+the strangers' phase; before, refused where b's own would go): over its share is what an
+authority holds, b's own included (they count against it), but each is ranked by what it
+holds besides them, b's source by b's parties; refused when no authority over its share holds
+any channel besides b's own."""
 
 from __future__ import annotations
 
@@ -98,12 +102,15 @@ def reference_place(
         return False, None
     members = [h for h in held if h.gives_way]
     over = {a for h in members for a in h.authorities if count(a) > share}
+    if newcomer.behind:  # b's own set aside, its authorities over their share or not
+        members = [h for h in members if h.behind or h.source != newcomer.source]
+        over = {a for a in over if any(a in h.authorities for h in members)}
     if not over:
         return False, None
 
     def rank(authority: bytes) -> tuple[int, int, bytes]:  # the oldest's order among equals
-        oldest = next(i for i, h in enumerate(members) if authority in h.authorities)
-        return -count(authority), oldest, authority
+        its = [i for i, h in enumerate(members) if authority in h.authorities]
+        return -len(its), its[0], authority
 
     authority = min(over, key=rank)
     members = [h for h in members if authority in h.authorities]

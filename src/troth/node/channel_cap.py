@@ -36,12 +36,18 @@ they had sources. Now the channels peers opened are at most `limit` together, an
   member of an authority within its share of the cap ("Shares of node-wide pools",
   `troth.node.shares`: the rule of the other node-wide pools, its code) takes the place of a
   channel of the authority holding the most over its share: its source holding the most, its
-  oldest, a party's behind a node first (and, as above, b's own never for a party behind b:
-  refused) (review 54r, channels 1: an authority mints members for free, so one authority's
-  members held the kept quarter and every stranger's place besides, and every other
-  authority's members were refused). Local callers' channels and those of the nodes at the
-  other end of this node's own connections count against the local callers' share and never
-  give way; with no authority over its share, or the newcomer's at its own, it is refused.
+  oldest, a party's behind a node first (review 54r, channels 1: an authority mints members
+  for free, so one authority's members held the kept quarter and every stranger's place
+  besides, and every other authority's members were refused). For a member behind node b, as
+  above, the same with b's own set aside: the authorities over their share (b's own counted,
+  they are its places) ranked by what they hold besides them, b's source by b's parties (the
+  next source of that authority gives way, or the next authority over its share), refused
+  when none holds any besides b's own; never one of b's own for b's party (review 74h, cap6
+  1: refused wherever b's own would go, b's members, their authority within its share, were
+  locked out while b's own held the most of the authority over its share). A stranger is
+  refused. Local callers' channels and those of the nodes at the other end of this node's
+  own connections count against the local callers' share and never give way; with no
+  authority over its share, or the newcomer's at its own, it is refused.
 
 The channels this node opened (its links, the channels it dials) are not counted: nobody else
 can open or close them. A channel keeps the class it opened with (a stranger that shows a
@@ -148,11 +154,11 @@ class OpenChannels(Generic[E]):
         (`place` does: the handshake's check at message 3 needs only this; review 54o,
         channels 2; review 54r, channels 1), but for a party behind a node (`behind`), which
         may find none of its own source's to give way (review 73k, kept 2; a member: none
-        but its node's own, review 73r, cap3 1), nor then a member's while strangers'
-        channels are held (review 73o, cap2 1). It agrees with
-        `place`: a member it admits is not refused as its channel is taken in, its handshake
-        completed for nothing (review 54w, channels 1: with no authority over its share it
-        was, each time)."""
+        but its node's own, review 73r, cap3 1, and review 74h, cap6 1, in the members'
+        phase), nor then a member's while strangers' channels are held (review 73o, cap2 1).
+        It agrees with `place`: a member it admits is not refused as its channel is taken in,
+        its handshake completed for nothing (review 54w, channels 1: with no authority over
+        its share it was, each time)."""
         if self._room(stranger):
             return True
         if self.strangers:  # a stranger's place gives way (picked once, as it is taken: `place`)
@@ -277,10 +283,8 @@ class OpenChannels(Generic[E]):
         rankings', and a walk past them (at most the per-source limit, 256) to `network`'s
         oldest besides them."""
         ends = self._networks.groups[network]
-        parties = self._behind.get((network, source), {})
         rest = len(ends) - self._own(network, source)
-        kept = (h for h in map(self._held.__getitem__, ends) if h.behind or h.source != source)
-        oldest = next((h.seq for h in kept), 0)  # (0: none, `network` set aside whole)
+        oldest = self._besides(ends, source)  # (0: none, `network` set aside whole)
         network_of = self._networks.most_as(network, rest, oldest)
         if network_of is None:
             return None
@@ -288,11 +292,24 @@ class OpenChannels(Generic[E]):
         if network_of != network:
             chosen: str | None = sources.most(None)
         else:
-            first = self._seq_of(next(iter(parties))) if parties else 0
-            chosen = sources.most_as(source, len(parties), first)
+            chosen = self._by_parties(sources, network, source)
         if chosen is None:  # (not met: `network` holds channels besides them)
             return None
         return self._of(sources.groups[chosen], (network_of, chosen), source, True)
+
+    def _besides(self, ends: dict[E, None], source: str) -> int:
+        """The order of the oldest of `ends` (oldest first) that is not `source`'s own (not a
+        party's behind the node there); 0: none. Its cost: a walk past them, at most the
+        per-source limit (`max_channels_per_source`: they are all of one source)."""
+        kept = (h for h in map(self._held.__getitem__, ends) if h.behind or h.source != source)
+        return next((h.seq for h in kept), 0)
+
+    def _by_parties(self, sources: Ranked[str, E], group: Any, source: str) -> str | None:
+        """The source holding the most of `group`'s (`sources`) with `source` ranked by the
+        parties behind the node there, its own set aside (`Ranked.most_as`; None: none)."""
+        parties = self._behind.get((group, source), {})
+        first = self._seq_of(next(iter(parties))) if parties else 0
+        return sources.most_as(source, len(parties), first)
 
     def _of(self, ends: dict[E, None], key: tuple[Any, str], source: str, behind: bool) -> E | None:
         """The channel of source `key[1]` (`ends`, oldest first) that gives way for a newcomer
@@ -306,21 +323,40 @@ class OpenChannels(Generic[E]):
 
     def _members_victim(self, source: str, behind: bool) -> E | None:
         """The member's channel that gives way for a member of an authority within its share
-        (from `source`, `behind` as for `place`): of the authority holding the most over its
-        share (among equals, the one whose oldest channel is the oldest, then the lowest
-        digest), the source holding the most, its oldest (`_of`); None when no authority is
-        over its share (review 54r, channels 1)."""
+        (from `source`, `behind` as for `place`): of the authorities over their share, the one
+        holding the most channels that give way (among equals, the one whose oldest of them is
+        the oldest, then the lowest digest), the source holding the most, its oldest (`_of`);
+        None when no authority is over its share (review 54r, channels 1). For a member behind
+        node b, the same with b's own set aside (review 74h, cap6 1, as in the strangers'
+        phase: `_aside`): each authority over its share (b's own counted: they are its places)
+        ranked by what it holds besides them, b's source by b's parties; None when none holds
+        any besides them. Its cost: the authorities', and for those tied at the most besides
+        b's own, a walk past b's own in each (`_besides`)."""
         over = self._over()
-        if not over:
+        own = self._members_own if behind else lambda authority, source: 0
+        held = {a: len(ends) - own(a, source) for a, ends in over.items()}
+        most = max(held.values(), default=0)
+        if not most:
             return None
-        most = max(self._shares.held(a) for a in over)
-        authority = min(
-            (a for a in over if self._shares.held(a) == most),
-            key=lambda a: (self._held[next(iter(over[a]))].seq, a),
-        )
+
+        def oldest(authority: bytes) -> int:  # (a walk past b's own for a member behind b)
+            ends = over[authority]
+            return self._besides(ends, source) if behind else self._seq_of(next(iter(ends)))
+
+        tied = [a for a, count in held.items() if count == most]
+        authority = min(tied, key=lambda a: (oldest(a), a)) if len(tied) > 1 else tied[0]
         sources = self._member_sources[authority]
-        chosen = sources.most(None)
+        chosen = self._by_parties(sources, authority, source) if behind else sources.most(None)
+        if chosen is None:  # (not met: `authority` holds channels besides b's own)
+            return None
         return self._of(sources.groups[chosen], (authority, chosen), source, behind)
+
+    def _members_own(self, authority: bytes, source: str) -> int:
+        """How many of `authority`'s members' channels that give way `source` holds of its
+        own, not a party's behind the node there."""
+        sources = self._member_sources[authority]
+        held = len(sources.groups.get(source, ()))
+        return held - len(self._behind.get((authority, source), ())) if held else 0
 
     def _over(self) -> dict[bytes, dict[E, None]]:
         """The members' channels that give way, of each authority holding more than its share
