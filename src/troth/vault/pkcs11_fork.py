@@ -107,15 +107,24 @@ def before_fork(sessions: dict[Any, SharedSession], table_lock: Callable[[], Loc
 
 
 _pops: Final = map(operator.attrgetter("pop"), _lists)
+_releases: Final = map(
+    any, map(map, itertools.repeat(_give), map(iter, _pops, itertools.repeat(_BOTTOM)))
+)
+"""Each item releases what this thread's last hold took, down to its mark."""
+_marked: Final = map(min, map(operator.methodcaller("count", _BOTTOM), _lists), itertools.repeat(1))
+"""Each item 1 if this thread lists a hold, else 0 (review 74j, forks5 1)."""
 release_held: Final = functools.partial(
-    next, map(any, map(map, itertools.repeat(_give), map(iter, _pops, itertools.repeat(_BOTTOM))))
+    next, map(any, map(itertools.islice, itertools.repeat(_releases), _marked))
 )
 """After a fork, in the parent and the child: release what this thread's last hold took (that
 fork's), down to its mark, each lock unlisted before it is released, last lock first. A chain
 of C calls, not a function: a signal handler runs at a function's first instruction, and one
 raising there (a signal that came during the fork, or in a hook written in C before this one)
 left the hold listed and its locks held for good (review 73j, forks2 1: CPython reports a
-hook's exception and goes on)."""
+hook's exception and goes on). Nothing where the thread lists no hold: hooks registered during
+a fork (troth.vault.pkcs11 first imported by another before-fork hook, or by another thread
+then) run after it with no before-hook run (review 74j, forks5 1: IndexError, reported on
+the standard error of parent and child)."""
 
 
 _TABLE_LOCK: Final = "_SESSIONS_LOCK"  # the name of troth.vault.pkcs11's table lock
