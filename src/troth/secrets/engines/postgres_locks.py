@@ -64,7 +64,8 @@ def roll_back_prepared(conn: Any, gid: str, leases: str, xid: str) -> None:
     before a restart (the rollback is on another admin session, reopened) named another
     lease's transaction prepared under the gid in that slot at that count after it, rolled
     back in its place (review 73v, prepared2 1); an xid is never another transaction's. Looked
-    for again as the owner just before the rollback (review 74b, pgwatch4 1)."""
+    for again as the owner just before the rollback (review 74b, pgwatch4 1). One another
+    session is finishing ("is busy") is left to end (review 74g, pgwatch5 1)."""
     import psycopg
     from psycopg import sql
 
@@ -90,6 +91,12 @@ def roll_back_prepared(conn: Any, gid: str, leases: str, xid: str) -> None:
         if conn.execute(_PREPARED_OWNER, (gid, leases, xid)).fetchone() is None:
             return
         conn.execute(sql.SQL("ROLLBACK PREPARED {}").format(sql.Literal(gid)))
+    except psycopg.errors.ObjectNotInPrerequisiteState:
+        # "is busy": another session is finishing it (its owner's COMMIT PREPARED, another
+        # broker's rollback, waiting for a synchronous standby or just running), left to end;
+        # raised, it stopped the revocation's watcher and failed `_shut_out` before NOLOGIN
+        # (review 74g, pgwatch5 1)
+        return
     except (psycopg.errors.UndefinedObject, psycopg.errors.InsufficientPrivilege):
         return
     finally:
