@@ -9,6 +9,12 @@ running) fails "prepared transaction ... is busy" (SQLSTATE 55000), which left
 failing their lock timeout) and `_shut_out` failed the revocation before `NOLOGIN`, the
 revoked role logging in until the retry. Being finished, it is left to end, as one already
 gone is.
+
+pgwatch5 2: an interrupt (KeyboardInterrupt, a daemon's shutdown) as the `RESET ROLE` after the
+rollback is sent (raised before it, or its cancel beating it) left the connection open as the
+lease role: the broker keeps its admin connections (`_admin`) across an error, and the next
+revocation's statements on it ran as that lease. A connection whose `RESET ROLE` did not come
+back is closed.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import pytest
 
 from tests.support.postgres import PgServer
 from tests.test_review73l_pgwatch import _ADMIN, _FIRST, _LEASES, _REVOKED, _lease, _roles
+from tests.test_review74b_pgwatch4 import _GID as _GID_74B
+from tests.test_review74b_pgwatch4 import _Before, interrupted
 from troth.secrets.engines import postgres_locks as locks
 
 _GID = "g74g_pgwatch5"
@@ -91,3 +99,26 @@ def test_a_prepared_transaction_being_committed_is_left_to_end(pg_server: PgServ
                 assert admin.execute(_MEMBER, (_FIRST,)).fetchone() == (False, _ADMIN)
         finally:
             pg_server.end_prepared(pg_server.dbname, _GID)
+
+
+def test_an_interrupt_before_the_reset_role_leaves_no_connection_as_the_lease(
+    pg_server: PgServer,
+) -> None:
+    """74g pgwatch5 2: lease `_FIRST`'s prepared transaction is rolled back by the admin (no
+    superuser) as `_FIRST`; an interrupt comes as the `RESET ROLE` after it is sent: the
+    connection, kept by the broker, stayed open as `_FIRST`."""
+
+    class _Closable(_Before):
+        def close(self) -> None:
+            self.conn.close()
+
+    def stop() -> None:
+        raise KeyboardInterrupt
+
+    with _roles(pg_server), ExitStack() as stack:
+        try:
+            admin = interrupted(pg_server, stack, lambda conn: _Closable(conn, "RESET ROLE", stop))
+            assert not pg_server.prepared(pg_server.dbname, _GID_74B)
+            assert admin.closed or admin.execute("SELECT current_user").fetchone() == (_ADMIN,)
+        finally:
+            pg_server.end_prepared(pg_server.dbname, _GID_74B)

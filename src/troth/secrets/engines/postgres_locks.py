@@ -65,7 +65,8 @@ def roll_back_prepared(conn: Any, gid: str, leases: str, xid: str) -> None:
     lease's transaction prepared under the gid in that slot at that count after it, rolled
     back in its place (review 73v, prepared2 1); an xid is never another transaction's. Looked
     for again as the owner just before the rollback (review 74b, pgwatch4 1). One another
-    session is finishing ("is busy") is left to end (review 74g, pgwatch5 1)."""
+    session is finishing ("is busy") is left to end (review 74g, pgwatch5 1); a connection whose
+    RESET ROLE did not come back is closed (pgwatch5 2)."""
     import psycopg
     from psycopg import sql
 
@@ -100,9 +101,20 @@ def roll_back_prepared(conn: Any, gid: str, leases: str, xid: str) -> None:
     except (psycopg.errors.UndefinedObject, psycopg.errors.InsufficientPrivilege):
         return
     finally:
-        conn.execute("RESET ROLE")
+        _reset_role(conn)
         if granted:
             _revoke_membership(conn, owner)
+
+
+def _reset_role(conn: Any) -> None:
+    """RESET ROLE, or close the connection: an interrupt (a daemon's shutdown) as it was sent
+    left it open as the lease role, and the broker keeps its admin connections across an error
+    (`_admin`): the next revocation's statements ran as that lease (review 74g, pgwatch5 2)."""
+    try:
+        conn.execute("RESET ROLE")
+    except BaseException:
+        conn.close()
+        raise
 
 
 def _revoke_membership(conn: Any, owner: Any) -> None:
