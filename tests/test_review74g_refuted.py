@@ -5,10 +5,15 @@ PostgreSQL 15)."""
 
 from __future__ import annotations
 
+import threading
 from contextlib import ExitStack
+
+import pytest
 
 from tests.support.postgres import PgServer
 from tests.test_review73l_pgwatch import _ADMIN, _FIRST, _LEASES, _REVOKED, _lease, _roles
+from tests.test_review74b_pgwatch4 import _Before
+from tests.test_review74g_pgwatch5 import _synchronous_standby
 from troth.secrets.engines import postgres_locks as locks
 
 _GID = "g74g_refuted"
@@ -136,5 +141,67 @@ def test_the_owners_look_sees_the_transaction_as_the_admin_does(pg_server: PgSer
                 assert reader.execute(look, (_GID,)).fetchall() == as_admin == [(_GID, _FIRST)]
             finally:
                 reader.execute(f"RESET ROLE; REVOKE {other} FROM CURRENT_USER")
+        finally:
+            pg_server.end_prepared(pg_server.dbname, _GID)
+
+
+def test_a_synchronous_standby_that_never_answers_ends_in_no_error(pg_server: PgServer) -> None:
+    """Tried: the statement timeout ending the admin's `ROLLBACK PREPARED` while it waits for a
+    synchronous standby that never answers (an error other than "insufficient privilege" or
+    "role does not exist", the connection left as the lease role). The wait cancelled, the
+    rollback is done (a warning: done locally) and nothing fails: rolled back, the connection
+    the admin's. (A commit's wait, the GRANT's of an admin that is no superuser, is no
+    statement's: the statement timeout does not end it, as for every write of the broker's.)"""
+    with _roles(pg_server) as su, ExitStack() as stack:
+        try:
+            _lease(pg_server, _FIRST, stack).execute(f"PREPARE TRANSACTION '{_GID}'")
+            local = "-c synchronous_commit=local"
+            watch = stack.enter_context(pg_server.connect(options=local))
+            admin = stack.enter_context(pg_server.connect(options="-c statement_timeout=200"))
+            look = "SELECT transaction::text FROM pg_prepared_xacts WHERE gid = %s"
+            (xid,) = watch.execute(look, (_GID,)).fetchone()
+            failed: list[BaseException] = []
+
+            def roll_back() -> None:
+                try:
+                    locks.roll_back_prepared(admin, _GID, _LEASES, xid)
+                except BaseException as exc:  # reported below
+                    failed.append(exc)
+
+            with _synchronous_standby(pg_server, su, watch) as threads:
+                rolling = threading.Thread(target=roll_back)
+                threads.append(rolling)
+                rolling.start()
+                rolling.join(timeout=10)  # bounded: the standby's end cancels it otherwise
+                assert not rolling.is_alive()
+            assert failed == []
+            assert not pg_server.prepared(pg_server.dbname, _GID)
+            assert admin.execute("SELECT current_user").fetchone() == (pg_server.user,)
+        finally:
+            pg_server.end_prepared(pg_server.dbname, _GID)
+
+
+def test_a_connection_lost_before_the_revoke_is_used_no_more(pg_server: PgServer) -> None:
+    """Tried: the admin's session ended as its REVOKE of the lease role is sent, leaving the
+    connection as the lease role for the next statement. It is ended: `RESET ROLE` ran before,
+    the error (the connection's) leaves `roll_back_prepared` and the connection is broken,
+    never reused (the broker's `_admin` and the watcher drop it); the membership left goes
+    with the role (as a crash's: review 73s refuted)."""
+    import psycopg
+
+    with _roles(pg_server) as su, ExitStack() as stack:
+        try:
+            _lease(pg_server, _FIRST, stack).execute(f"PREPARE TRANSACTION '{_GID}'")
+            admin = stack.enter_context(pg_server.connect(user=_ADMIN))
+            pid = admin.info.backend_pid
+
+            def end_it() -> None:
+                assert admin.execute("SELECT current_user").fetchone() == (_ADMIN,)
+                su.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+
+            with pytest.raises(psycopg.OperationalError):
+                locks.end_lock_holders(_Before(admin, "REVOKE", end_it), _REVOKED, _LEASES, 1000)
+            assert admin.broken
+            assert not pg_server.prepared(pg_server.dbname, _GID)
         finally:
             pg_server.end_prepared(pg_server.dbname, _GID)
