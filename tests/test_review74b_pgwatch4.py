@@ -113,16 +113,26 @@ def test_an_interrupt_as_the_grant_returns_leaves_no_membership(pg_server: PgSer
 
     with _roles(pg_server), ExitStack() as stack:
         try:
-            _lease(pg_server, _FIRST, stack).execute(f"PREPARE TRANSACTION '{_GID}'")
-            admin = stack.enter_context(pg_server.connect(user=_ADMIN))
-            with pytest.raises(KeyboardInterrupt):
-                locks.end_lock_holders(
-                    _Interrupted(admin, "GRANT", lambda: None), _REVOKED, _LEASES, 1000
-                )
+            admin = interrupted(pg_server, stack, lambda conn: _Interrupted(conn, "GRANT", _none))
             member = "SELECT pg_has_role(current_user, %s, 'MEMBER'), current_user"
             assert admin.execute(member, (_FIRST,)).fetchone() == (False, _ADMIN)
         finally:
             pg_server.end_prepared(pg_server.dbname, _GID)
+
+
+def _none() -> None:
+    pass
+
+
+def interrupted(pg_server: PgServer, stack: ExitStack, wrap: Callable[[Any], Any]) -> Any:
+    """Lease `_FIRST`'s prepared transaction `_GID` (holding the revoked lease's table) rolled
+    back by `end_lock_holders` on the admin's connection (no superuser) as `wrap`ped, which
+    raises KeyboardInterrupt; the admin's connection."""
+    _lease(pg_server, _FIRST, stack).execute(f"PREPARE TRANSACTION '{_GID}'")
+    admin = stack.enter_context(pg_server.connect(user=_ADMIN))
+    with pytest.raises(KeyboardInterrupt):
+        locks.end_lock_holders(wrap(admin), _REVOKED, _LEASES, 1000)
+    return admin
 
 
 def _prepare_again(pg_server: PgServer, session: Any) -> None:

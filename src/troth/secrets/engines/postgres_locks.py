@@ -64,7 +64,9 @@ def roll_back_prepared(conn: Any, gid: str, leases: str, xid: str) -> None:
     before a restart (the rollback is on another admin session, reopened) named another
     lease's transaction prepared under the gid in that slot at that count after it, rolled
     back in its place (review 73v, prepared2 1); an xid is never another transaction's. Looked
-    for again as the owner just before the rollback (review 74b, pgwatch4 1)."""
+    for again as the owner just before the rollback (review 74b, pgwatch4 1). One another
+    session is finishing ("is busy") is left to end (review 74g, pgwatch5 1); a connection whose
+    RESET ROLE did not come back is closed (pgwatch5 2)."""
     import psycopg
     from psycopg import sql
 
@@ -90,12 +92,29 @@ def roll_back_prepared(conn: Any, gid: str, leases: str, xid: str) -> None:
         if conn.execute(_PREPARED_OWNER, (gid, leases, xid)).fetchone() is None:
             return
         conn.execute(sql.SQL("ROLLBACK PREPARED {}").format(sql.Literal(gid)))
+    except psycopg.errors.ObjectNotInPrerequisiteState:
+        # "is busy": another session is finishing it (its owner's COMMIT PREPARED, another
+        # broker's rollback, waiting for a synchronous standby or just running), left to end;
+        # raised, it stopped the revocation's watcher and failed `_shut_out` before NOLOGIN
+        # (review 74g, pgwatch5 1)
+        return
     except (psycopg.errors.UndefinedObject, psycopg.errors.InsufficientPrivilege):
         return
     finally:
-        conn.execute("RESET ROLE")
+        _reset_role(conn)
         if granted:
             _revoke_membership(conn, owner)
+
+
+def _reset_role(conn: Any) -> None:
+    """RESET ROLE, or close the connection: an interrupt (a daemon's shutdown) as it was sent
+    left it open as the lease role, and the broker keeps its admin connections across an error
+    (`_admin`): the next revocation's statements ran as that lease (review 74g, pgwatch5 2)."""
+    try:
+        conn.execute("RESET ROLE")
+    except BaseException:
+        conn.close()
+        raise
 
 
 def _revoke_membership(conn: Any, owner: Any) -> None:
