@@ -7,7 +7,8 @@ Each module keeps its own statements; `made_lazily` reads them from it (imported
 asked: most of those modules sit above this layer), never a copy. A table a copy does not hold
 is not compared (it is made when first used); one it holds made otherwise is refused.
 `EARLIER` holds the keys and NOT NULL columns an earlier troth gave a table it has since made
-otherwise (from the git history of each statement): a copy that troth made is never refused.
+otherwise, and its columns' order where that differs beyond columns added at the end (from the
+git history of each statement): a copy that troth made is never refused.
 """
 
 from __future__ import annotations
@@ -20,12 +21,21 @@ EARLIER: Final = (
     # the broker's first lease table, keyed by a 16-byte hash handle (before locators: retired
     # when the broker opens, troth.secrets.store_schema._retire_old_leases)
     "CREATE TABLE secret_leases (handle BLOB PRIMARY KEY)",
+    # its second, keyed by locator, before the account a lease's quota is counted in (retired
+    # alike): `account` came in the middle, so its columns' order is another (74l planted8 1)
+    "CREATE TABLE secret_leases (locator INTEGER PRIMARY KEY, handle BLOB NOT NULL, "
+    "proof BLOB NOT NULL, identity BLOB NOT NULL, secret TEXT NOT NULL, engine TEXT NOT NULL, "
+    "scope TEXT NOT NULL, chain_hash BLOB NOT NULL, authority BLOB NOT NULL, "
+    "issued_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, ttl INTEGER NOT NULL, "
+    "max_ttl INTEGER NOT NULL, cap_at INTEGER NOT NULL, state INTEGER NOT NULL, "
+    "state_at INTEGER NOT NULL, end_reason INTEGER, engine_ref TEXT, "
+    "attempts INTEGER NOT NULL DEFAULT 0)",
     # the chains' table before review 56j (chains 1) kept each chain's bytes beside its hash
     # (rewritten when the broker opens, troth.secrets.store_schema._drop_chain_bytes)
     "CREATE TABLE secret_lease_chains (chain_hash BLOB PRIMARY KEY, chain BLOB NOT NULL)",
 )
-"""A table's key and NOT NULL columns as an earlier troth made them (nothing else of its
-definition is compared)."""
+"""A table's key and NOT NULL columns as an earlier troth made them, its first columns in
+order (a copy's may add more after them; nothing else of its definition is compared)."""
 
 
 def made_lazily() -> tuple[str, ...]:

@@ -47,7 +47,11 @@ a column's DEFAULT no troth gave it (planted6 4): `secret_leases.retry_at` defau
 kept a lease written after the restore from ever coming due for its revocation; and a column's
 type whose affinity no troth gave it (review 74i, planted7 1: `secret_store.name` made NUMERIC
 stored the secrets `01` and `1` as one), or its collation (planted7 2: `secret_leases.secret`
-compared NOCASE found another secret's leases).
+compared NOCASE found another secret's leases); and its columns' order (review 74l, planted8
+1: troth writes most tables by position, and `secret_store` with `engine` before `name` took a
+secret's engine for its name, a second `static` secret replacing the first), or a key's
+AUTOINCREMENT not troth's (planted8 2: `feed_syncs_due` without it gave a sync mark's number
+twice).
 """
 
 from __future__ import annotations
@@ -177,7 +181,42 @@ def _own(fetch: _Fetch, table: str) -> _Own:
     generated = tuple(row[0] for row in fetch(_GENERATED, (table,)))
     if generated:
         own.add(("generated", generated))
+    if _autoincrement(sql):  # 74l planted8 2: a mark's number given twice
+        own.add(("autoincrement",))
     return frozenset(own)
+
+
+def _autoincrement(sql: object) -> bool:
+    """Whether a table's definition `sql` (its bytes) keys its rowid `AUTOINCREMENT` (no
+    pragma reports it: a deleted newest row's rowid is never given again); a definition not
+    UTF-8 says not (`_clause` refuses it)."""
+    try:
+        return isinstance(sql, bytes) and "AUTOINCREMENT" in _words(sql.decode())
+    except UnicodeDecodeError:
+        return False
+
+
+_ORDER: Final = "SELECT name FROM pragma_table_xinfo(?) ORDER BY cid"
+_ROWID_NAMES: Final = frozenset({"rowid", "oid", "_rowid_"})
+
+
+def _order(fetch: _Fetch, table: str) -> tuple[str, ...]:
+    """The names (folded) of the columns of `table`, in order: troth writes most of its tables
+    by position (`INSERT INTO secret_store VALUES (?, ?, ...)`, 74l planted8 1)."""
+    return tuple(_folded(str(row[0])) for row in fetch(_ORDER, (table,)))
+
+
+def _in_order(order: tuple[str, ...], troths: frozenset[tuple[str, ...]]) -> bool:
+    """Whether the columns `order` of a copy's table are in the order of one of `troths` (its
+    shapes, each as troth makes it): the same, its start (a table made before troth added
+    the rest: ALTER TABLE ADD COLUMN adds at the end), or followed by columns troth never
+    made (a write by position fails on their count, one by name leaves them at their
+    DEFAULT: a NOT NULL, CHECK, key or generated one is refused apart), none named as SQLite
+    names the rowid (`ORDER BY rowid` would read it)."""
+    return any(
+        order[: len(made)] == made[: len(order)] and not _ROWID_NAMES & set(order[len(made) :])
+        for made in troths
+    )
 
 
 _NOT_NULL: Final = 'SELECT name FROM pragma_table_xinfo(?) WHERE "notnull" AND NOT pk'
@@ -281,9 +320,10 @@ def _column_name(token: str | None) -> str | None:
     return _folded(token)
 
 
-def _keys(own: _Own) -> _Own:
-    """The keys of a table's `own` (its UNIQUE, PRIMARY KEY, rowid), without its CHECKs."""
-    return frozenset(made for made in own if made[0] not in ("check", "generated"))
+def _keys(own: _Own, *, without: tuple[str, ...] = ("check", "generated", "autoincrement")) -> _Own:
+    """The keys of a table's `own` (its UNIQUE, PRIMARY KEY, rowid), without its CHECKs
+    (`without`: the kinds left out)."""
+    return frozenset(made for made in own if made[0] not in without)
 
 
 def _checks(sql: object) -> Iterator[tuple[str | None, ...]]:
@@ -316,14 +356,16 @@ def _migrated() -> tuple[
     dict[str, frozenset[str]],
     dict[str, dict[str, frozenset[object]]],
     dict[str, dict[str, frozenset[_Column]]],
+    dict[str, frozenset[tuple[_Own, tuple[str, ...]]]],
 ]:
     """What troth's migrations of node.db make unique, as every troth that migrated node.db
-    made it: each UNIQUE index's (`_unique`, to its name: `identities_name`,
-    `revocations_once`), and each table's own (`_own`, by its name folded), before and after
-    the table a store rebuilds when opened (`PENDING_BY_TICKET`: either is troth's), the tables
-    made lazily (`made_lazily`) and as earlier troths made them (`EARLIER`); and each table's
-    columns NOT NULL in any of them (`_not_null`), and each column's defaults in any of them
-    (`_defaults`), its affinities and collations (`_columns`). Run once a process, in memory."""
+        made it: each UNIQUE index's (`_unique`, to its name: `identities_name`,
+        `revocations_once`), and each table's own (`_own`, by its name folded), before and after
+        the table a store rebuilds when opened (`PENDING_BY_TICKET`: either is troth's), the tables
+        made lazily (`made_lazily`) and as earlier troths made them (`EARLIER`); and each table's
+        columns NOT NULL in any of them (`_not_null`), and each column's defaults in any of them
+        (`_defaults`), its affinities and collations (`_columns`); and each table's columns in
+    order, with the own of the shape they are in (`_order`). Run once a process, in memory."""
     conn = sqlite3.connect(":memory:")
     try:
         for migration in NODE_MIGRATIONS:
@@ -344,9 +386,12 @@ def _migrated() -> tuple[
         not_null: dict[str, set[str]] = {}
         defaults: dict[str, dict[str, set[object]]] = {}
         columns: dict[str, dict[str, set[_Column]]] = {}
+        orders: dict[str, set[tuple[_Own, tuple[str, ...]]]] = {}
 
         def made(name: str) -> None:
-            tables.setdefault(_folded(name), set()).add(_own(fetch, name))
+            own = _own(fetch, name)
+            tables.setdefault(_folded(name), set()).add(own)
+            orders.setdefault(_folded(name), set()).add((own, _order(fetch, name)))  # 74l 1
             not_null.setdefault(_folded(name), set()).update(_not_null(fetch, name, keys=True))
             for column, default in _defaults(fetch, name):
                 defaults.setdefault(_folded(name), {}).setdefault(column, set()).add(default)
@@ -376,6 +421,7 @@ def _migrated() -> tuple[
                 name: {column: frozenset(made) for column, made in shapes.items()}
                 for name, shapes in columns.items()
             },
+            {name: frozenset(shapes) for name, shapes in orders.items()},
         )
     finally:
         conn.close()
@@ -395,7 +441,8 @@ def planted(db: SqliteDatabase) -> list[str]:
     planted4 4). A table troth makes lazily is one of troth's (74c, planted6 1); its CHECKs
     and generated columns are compared with its keys, its NOT NULL columns with those any
     troth made NOT NULL, its columns' defaults with any troth gave them (planted6 2-4), their
-    types' affinities and collations with troth's (74i planted7 1-2)."""
+    types' affinities and collations with troth's (74i planted7 1-2), its columns' order and
+    AUTOINCREMENT with those of a shape of troth's with its keys (74l planted8 1-2)."""
     made = _made()
     encoding = db.fetch_one("PRAGMA encoding")
     found = [] if encoding == ("UTF-8",) else [f"a database encoded {_shown(encoding[0])}"]
@@ -408,7 +455,7 @@ def planted(db: SqliteDatabase) -> list[str]:
         clause = _clause(sql)
         if clause is not None:
             found.append(f"table {_shown(name)} ({clause})")
-    made_unique, made_own, made_not_null, made_defaults, made_columns = _migrated()
+    made_unique, made_own, made_not_null, made_defaults, made_columns, made_orders = _migrated()
     tables: dict[str, str] = {}  # troth's tables `db` holds, by their names folded
     for (name,) in db.fetch_all(_TABLE_NAMES):  # 73h planted4 1: OR REPLACE deleted rows by it
         troths = made_own.get(_folded(name)) if isinstance(name, str) else None
@@ -416,13 +463,12 @@ def planted(db: SqliteDatabase) -> list[str]:
             tables[_folded(name)] = name
             own = _own(db.fetch_all, name)
             if own not in troths:  # 74c planted6 2: OR IGNORE skipped a row a CHECK refused
-                keyed = {_keys(made) for made in troths}
-                what = (
-                    "a CHECK or generated column"
-                    if _keys(own) in keyed
-                    else "a UNIQUE or PRIMARY KEY"
-                )
-                found.append(f"table {_shown(name)} ({what} not troth's)")
+                found.append(f"table {_shown(name)} ({_unlike(own, troths)} not troth's)")
+            elif not _in_order(  # 74l planted8 1: a secret's engine written as its name
+                _order(db.fetch_all, name),
+                frozenset(order for made, order in made_orders[_folded(name)] if made == own),
+            ):
+                found.append(f"table {_shown(name)} (its columns not in troth's order)")
             if not _not_null(db.fetch_all, name) <= made_not_null[_folded(name)]:
                 found.append(f"table {_shown(name)} (a NOT NULL column not troth's)")
             troths_defaults = made_defaults.get(_folded(name), {})
@@ -452,6 +498,16 @@ def planted(db: SqliteDatabase) -> list[str]:
         if unique is not None and unique[0] in tables and unique not in uniques
     ]
     return found
+
+
+def _unlike(own: _Own, troths: frozenset[_Own]) -> str:
+    """What of a table's `own` none of `troths` (its shapes) has, as the refusal names it."""
+    if _keys(own) not in {_keys(made) for made in troths}:
+        return "a UNIQUE or PRIMARY KEY"
+    kinds = ("check", "generated")
+    if _keys(own, without=kinds) not in {_keys(made, without=kinds) for made in troths}:
+        return "its AUTOINCREMENT"
+    return "a CHECK or generated column"
 
 
 def _shown(name: object) -> str:
