@@ -30,6 +30,7 @@ from troth.credentials.format import CredentialBody, CredentialChain
 from troth.crypto import sha256
 from troth.gates.engine import LeaseRequest, ServiceCall, ToolCall
 from troth.gates.point import DecisionRecord
+from troth.gates.toolschema import NotJson
 from troth.identity import Identifier
 from troth.secrets.audit import UNCREDENTIALED, AuditEvent, AuditKind
 from troth.trace.record import (
@@ -124,7 +125,10 @@ def decision_content(
         # arguments as given: a denied caller's list of pairs is not an object (review 51f,
         # trace 1), and a string must not make the recorder raise
         given: Any = request.arguments
-        values["args"] = disclosed(dict(given) if isinstance(given, Mapping) else given, limit)
+        if isinstance(given, NotJson):  # judged in place of arguments that are no JSON (74k)
+            values["args"] = {"not_json": given.type}
+        else:
+            values["args"] = disclosed(dict(given) if isinstance(given, Mapping) else given, limit)
         if tool.name != request.tool:  # a made-up name: small in clear, so the record's values
             # stay within MAX_TRACE_RECORD_DISCLOSURE_BYTES (review 47b, limits 1)
             made_up = min(limit, limits.MAX_TRACE_DENIED_DISCLOSURE_BYTES)
