@@ -37,9 +37,11 @@ from typing import Any
 import anyio
 import mcp_types as types
 
-from tests.support.gates import POLICIES, TOOLS, T, make_world
+from tests.support.gates import TOOLS, T, make_world
 from tests.support.traces import NOW as SIGNED
 from tests.support.traces import Held
+from tests.test_review74f_gates import POLICY as TAGGED
+from tests.test_review74f_gates import TAGS, _Rewriting
 from troth.clock import FixedClock
 from troth.gates import ListRecorder, Outcome, Tool, ToolGate
 from troth.integrations.mcp.gate import McpGate
@@ -47,19 +49,7 @@ from troth.trace import Kind, RecordContent, ToolCall
 from troth.trace.batcher import TraceBatcher
 
 NOW = T + 10
-TAGS = {
-    "type": "object",
-    "properties": {
-        "order_id": {"type": "string"},
-        "tags": {"type": "array", "items": {"type": "string"}},
-        "meta": {"type": "object", "properties": {"note": {"type": "string"}}},
-    },
-    "required": ["order_id"],
-}
-POLICY = POLICIES + (
-    '@id("tag") permit(principal, action == Action::"invoke:tag", resource);\n'
-    '@id("no-vip") forbid(principal, action == Action::"invoke:tag", resource)\n'
-    '  when { context.args has tags && context.args.tags.contains("vip") };\n'
+POLICY = TAGGED + (
     '@id("no-evil") forbid(principal, action == Action::"invoke:tag", resource)\n'
     "  when { context.args has meta && context.args.meta has note &&\n"
     '         context.args.meta.note == "evil" };\n'
@@ -86,16 +76,11 @@ class Flipping(dict[str, Any]):
         return iter(["note"])
 
 
-class _Upstream:
-    """An upstream that keeps the arguments of every call it is handed."""
+class _Upstream(_Rewriting):
+    """An upstream of the tool `tag` that keeps the arguments of every call it is handed."""
 
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
-
-    async def list_tools(self, *, cursor: str | None = None) -> types.ListToolsResult:
-        return types.ListToolsResult.model_validate(
-            {"tools": [{"name": "tag", "inputSchema": TAGS}]}
-        )
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any] | None = None
