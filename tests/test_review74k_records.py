@@ -22,6 +22,12 @@ recorder (or a lease provider) that changes the record it is handed in place (on
 a value, another's mistake) changed what the tool ran with, the upstream was sent. Now what
 runs gets its copy before the record is handed to anyone.
 
+records 5: `TraceDecisionRecorder.last`, "the id of the last decision recorded (a lease
+taken for the call links to it)", was one attribute for every thread: with calls decided on
+several threads at once (the MCP gate's threads, a tool gate shared by an agent's workers), a
+call's lease read another call's decision and its signed record linked to that one. Now `last`
+is the last decision recorded by the thread that reads it.
+
 records 3: an in-memory `TraceBatcher` signs a record when its batch is sent, from the values
 it was handed: a caller (a gate's recorder handing it the call's arguments, a span processor)
 changing a value after `record` returned changed what the signed record says. Now the batcher
@@ -31,7 +37,9 @@ keeps each value as the canonical JSON it checked when the record was queued.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
@@ -44,11 +52,16 @@ from tests.test_review74f_gates import POLICY as TAGGED
 from tests.test_review74f_gates import TAGS, _Rewriting
 from troth.clock import FixedClock
 from troth.gates import ListRecorder, Outcome, Tool, ToolGate
+from troth.gates.engine import PolicyDecision
+from troth.gates.engine import ToolCall as EngineCall
+from troth.gates.point import DecisionRecord
 from troth.integrations.mcp.gate import McpGate
 from troth.trace import Kind, RecordContent, ToolCall
+from troth.trace.adapters import TraceDecisionRecorder
 from troth.trace.batcher import TraceBatcher
 
 NOW = T + 10
+ALLOWED = PolicyDecision(True, Outcome.ALLOWED, "allowed")
 POLICY = TAGGED + (
     '@id("no-evil") forbid(principal, action == Action::"invoke:tag", resource)\n'
     "  when { context.args has meta && context.args.meta has note &&\n"
@@ -217,3 +230,39 @@ def test_a_value_changed_after_it_was_queued_is_signed_as_it_was_queued() -> Non
     assert batch is not None
     (sent,) = batch.submission.records
     assert json.loads(sent.disclosures["args"].value) == {"tags": ["late"]}
+
+
+class _Sink:
+    """A record sink numbering what it is handed."""
+
+    agent = Held().identifier
+
+    def __init__(self) -> None:
+        self.made = 0
+
+    def record(self, content: Any, *, chain: Any = None, source: Any = None) -> Any:
+        self.made += 1
+        return SimpleNamespace(record=f"r{self.made}")
+
+
+def test_the_last_decision_is_the_one_this_thread_recorded() -> None:
+    """74k records 5: thread A records a decision, then thread B records one before A's lease
+    asks for the last: A reads its own decision's id."""
+    decisions = TraceDecisionRecorder(_Sink())
+    record = DecisionRecord(NOW, None, EngineCall("tag", {"order_id": "o1"}), ALLOWED)
+    recorded, read = threading.Event(), threading.Event()
+    seen: list[str | None] = []
+
+    def first() -> None:
+        decisions.record(record)
+        recorded.set()
+        read.wait(5)
+        seen.append(decisions.last)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    recorded.wait(5)
+    decisions.record(record)
+    read.set()
+    thread.join(5)
+    assert (seen, decisions.last) == (["r1"], "r2")

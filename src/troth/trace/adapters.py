@@ -22,6 +22,7 @@ the revocations the broker makes, which its fallback records (`troth.secrets.boo
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -196,8 +197,17 @@ class TraceDecisionRecorder:
     def __init__(self, sink: RecordSink, *, links: LinksSource | None = None) -> None:
         self.sink = sink
         self.links = links
-        self.last: str | None = None
-        """The id of the last decision recorded (a lease taken for the call links to it)."""
+        self._last = threading.local()
+        self._any: str | None = None
+
+    @property
+    def last(self) -> str | None:
+        """The id of the last decision this thread recorded (a lease taken for the call, in the
+        thread that decided it, links to it), never another thread's recorded meanwhile (review
+        74k, records 5: with calls decided on several threads, a lease linked to another call's
+        decision); in a thread that recorded none, the last any thread recorded."""
+        last: str | None = getattr(self._last, "record", self._any)
+        return last
 
     def record(self, record: DecisionRecord) -> None:
         """Sign `record` into the trace (raises when it cannot: the gate fails closed)."""
@@ -207,7 +217,7 @@ class TraceDecisionRecorder:
         # lease is: a member's delegates are minted for free and would each bring a share
         credential = record.credential  # None: the caller's was refused; one share for them all
         caller = UNCREDENTIALED if credential is None else credential.links[0].subject
-        self.last = self.sink.record(content, chain=chain, source=caller).record
+        self._last.record = self._any = self.sink.record(content, chain=chain, source=caller).record
 
 
 def audit_content(event: AuditEvent, links: Links | None = None) -> RecordContent:
