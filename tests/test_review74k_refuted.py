@@ -161,3 +161,21 @@ def test_a_tool_that_raises_leaves_its_allowed_record_alone() -> None:
     with pytest.raises(RuntimeError):
         gate.invoke(caller, "lookup_order", {"order_id": "o1"})
     assert [r.decision.outcome for r in recorded.records] == [Outcome.ALLOWED]
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"order_id": "o1", "tags": [[[["late"]]]]},  # nested past the schema's array of strings
+        {"order_id": "o1", "meta": {1: "n"}},  # a key JSON writes as "1", no property's name
+        {"order_id": "o1", "tags": ("late", "late")},  # a tuple repeating an item Cedar's Set
+    ],
+)
+def test_arguments_own_arguments_would_rewrite_are_denied(arguments: dict[str, Any]) -> None:
+    """Values whose JSON round trip differs in shape from what was given (deeper than the
+    schema, a non-`str` key, a repeated item in a tuple) are denied before anything runs:
+    never allowed, then handed on as other values or failing in `own_arguments`."""
+    upstream, recorded = _mcp(arguments)
+    (record,) = recorded.records
+    assert record.decision.outcome is Outcome.ARGUMENTS
+    assert upstream.calls == []
