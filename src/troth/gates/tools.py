@@ -7,8 +7,10 @@ call is decided with the caller's current credential and the current feed, a hid
 by name included (denied exactly as a name the bundle does not declare, whatever the arguments;
 its record keeps the real decision: review 47h, gates 1), then run with the plain JSON values
 judged (the arguments encoded and decoded once: never the caller's own objects, review 34f,
-gates 3), each run with its own copy of them (changed in place, the record stays as judged:
-review 74f, gates 1); a denial carries a reason a model can read. An allowed call gets what the
+gates 3; ones that cannot be, denied: review 74k, records 2), each run with its own copy of
+them, taken before anyone is handed the record (changed in place, the record stays as judged:
+review 74f, gates 1; a recorder changing the record leaves what runs as judged: review 74k,
+records 4); a denial carries a reason a model can read. An allowed call gets what the
 `LeaseProvider` attaches (gate 3, issue 12) as its `lease` parameter; a provider that cannot
 lease the call's secret raises `LeaseDenied`, which denies the call. The call's decision is
 recorded before its lease is asked for (a lease step links to it); a refused lease, or a
@@ -20,10 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 from troth.clock import Clock, SystemClock
 from troth.errors import PolicyError
@@ -35,6 +36,7 @@ from troth.gates.toolschema import (
     check_name,
     compile_tool_schema,
     own_arguments,
+    plain_arguments,
     schema_from_function,
 )
 
@@ -126,20 +128,6 @@ class ToolResult:
         return self.decision.allowed
 
 
-_ENCODER: Final = json.JSONEncoder(allow_nan=False)
-
-
-def _plain(arguments: Any) -> Any:
-    """`arguments` as the plain JSON values the engine encodes and Cedar judges, decoded: the
-    gate's own objects, never the caller's (a `str`, `int`, `dict` or `list` subclass becomes
-    its plain value: review 34f, gates 3). What does not encode is left as given (the engine
-    denies it)."""
-    try:
-        return json.loads(_ENCODER.encode(arguments))
-    except (TypeError, ValueError, RecursionError):
-        return arguments
-
-
 class ToolGate:
     """Gates a set of tools behind a DecisionPoint (module docstring)."""
 
@@ -182,18 +170,21 @@ class ToolGate:
             # read once: the tool runs with the copy judged and recorded, never a second read
             # of the caller's Mapping (review 31b, gates 1; docs/policy.md, "The tool gate")
             arguments = dict(arguments)
-        plain: Any = _plain(arguments)
+        plain: Any = plain_arguments(arguments)  # NotJson: denied (review 74k, records 2)
         if declared is not None and declared.fill is not None and type(plain) is dict:
             # judged, recorded and run as filled (a copy); what is no JSON object is denied
             # unfilled, not read as one (review 47h, gates 2: a list was taken for pairs)
             with contextlib.suppress(PolicyError):  # over the limit filled: the engine denies
                 plain = declared.fill(plain)  # it unfilled (review 49d, gates 1)
+        # what runs gets its own copy (74f, gates 1), before a recorder or a lease provider is
+        # handed the record, whose values they may change (review 74k, records 4)
+        own = own_arguments(plain) if declared is not None and type(plain) is dict else None
         request = ToolCall(tool, plain, "" if declared is None else declared.shape, self.server)
         record, told = self.point.judge_tool(caller, request, now=self.clock.now())
-        if not told.allowed or declared is None:
+        if not told.allowed or declared is None or own is None:
             return ToolResult(told)  # a hidden tool's denial: an undeclared one's (47h, gates 1)
         if declared.run is None:  # run elsewhere: with the arguments judged (49d, gates 3)
-            return ToolResult(told, None, own_arguments(plain))  # the runner's own (74f, gates 1)
+            return ToolResult(told, None, own)
         with contextlib.ExitStack() as stack:
             try:
                 lease = stack.enter_context(self.leases.lease(record))
@@ -203,7 +194,6 @@ class ToolGate:
                 failed = f"denied: the lease provider failed ({type(exc).__name__})"
                 self.point.refuse(record, PolicyDecision.deny(Outcome.LEASE_DENIED, failed))
                 raise
-            own = own_arguments(plain)  # never the record's values (review 74f, gates 1)
             if declared.takes_lease:
                 return ToolResult(record.decision, declared.run(**own, lease=lease))
             return ToolResult(record.decision, declared.run(**own))

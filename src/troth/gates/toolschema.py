@@ -37,7 +37,7 @@ import json
 import re
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -50,6 +50,7 @@ from troth.errors import PolicyError, PolicyFailure
 __all__ = [
     "LEASE_PARAMETER",
     "NAME",
+    "NotJson",
     "ToolSchema",
     "argument_values",
     "canonical_json",
@@ -57,6 +58,7 @@ __all__ = [
     "check_name",
     "compile_tool_schema",
     "own_arguments",
+    "plain_arguments",
     "schema_from_function",
     "schema_shape",
     "within_value_limit",
@@ -440,6 +442,43 @@ def argument_values(args: dict[str, Any]) -> int:
 
 
 _SCALAR_TYPES: Final = frozenset({str, int, float, bool, type(None)})
+_STR: Final = frozenset({str})
+_PLAIN: Final = json.JSONEncoder(allow_nan=False)
+
+
+@dataclass(frozen=True, slots=True)
+class NotJson:
+    """What a gate judges and records in place of arguments it could not copy as plain JSON
+    (`plain_arguments`): no mapping, so the engine denies it (ARGUMENTS), and a record holds
+    the name of the arguments' `type`, never the caller's objects (review 74k, records 2)."""
+
+    type: str
+
+
+def plain_arguments(arguments: Any) -> Any:
+    """The gate's own plain JSON copy of a call's `arguments`, read once, before the call is
+    judged: what Cedar judges, the record holds and the tool runs with (through
+    `own_arguments`), never the caller's objects (a `str`, `int`, `dict` or `list` subclass
+    becomes its plain value; a nested list the caller keeps cannot change what runs: review
+    34f, gates 3; review 74k, records 1). Encoded and decoded once, but for an object of exact
+    `str` keys and exact scalar values (ASCII strings), copied. Arguments that do not encode
+    (not JSON, NaN, nested past the encoder) or fail their reading are `NotJson` (denied:
+    review 74k, records 2: a mapping failing its first reading was judged by its second and
+    run with its third). Arguments that are JSON but no object (a list, a string) are copied
+    too: the engine denies them."""
+    if (
+        type(arguments) is dict
+        and _STR.issuperset(map(type, arguments))
+        and _SCALAR_TYPES.issuperset(map(type, arguments.values()))
+        and all(type(v) is not str or v.isascii() for v in arguments.values())
+    ):  # what JSON decodes to itself (a surrogate pair of two code points is one character)
+        return dict(arguments)
+    try:
+        if type(arguments) is not dict and isinstance(arguments, Mapping):
+            arguments = dict(arguments)  # read once, as a dict (review 31b, gates 1)
+        return json.loads(_PLAIN.encode(arguments))
+    except Exception:  # not JSON, nested past the encoder, or a caller's object that raised
+        return NotJson(type(arguments).__name__)
 
 
 def own_arguments(plain: dict[str, Any]) -> dict[str, Any]:

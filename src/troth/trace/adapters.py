@@ -22,6 +22,7 @@ the revocations the broker makes, which its fallback records (`troth.secrets.boo
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -30,6 +31,7 @@ from troth.credentials.format import CredentialBody, CredentialChain
 from troth.crypto import sha256
 from troth.gates.engine import LeaseRequest, ServiceCall, ToolCall
 from troth.gates.point import DecisionRecord
+from troth.gates.toolschema import NotJson
 from troth.identity import Identifier
 from troth.secrets.audit import UNCREDENTIALED, AuditEvent, AuditKind
 from troth.trace.record import (
@@ -124,7 +126,10 @@ def decision_content(
         # arguments as given: a denied caller's list of pairs is not an object (review 51f,
         # trace 1), and a string must not make the recorder raise
         given: Any = request.arguments
-        values["args"] = disclosed(dict(given) if isinstance(given, Mapping) else given, limit)
+        if isinstance(given, NotJson):  # judged in place of arguments that are no JSON (74k)
+            values["args"] = {"not_json": given.type}
+        else:
+            values["args"] = disclosed(dict(given) if isinstance(given, Mapping) else given, limit)
         if tool.name != request.tool:  # a made-up name: small in clear, so the record's values
             # stay within MAX_TRACE_RECORD_DISCLOSURE_BYTES (review 47b, limits 1)
             made_up = min(limit, limits.MAX_TRACE_DENIED_DISCLOSURE_BYTES)
@@ -192,8 +197,17 @@ class TraceDecisionRecorder:
     def __init__(self, sink: RecordSink, *, links: LinksSource | None = None) -> None:
         self.sink = sink
         self.links = links
-        self.last: str | None = None
-        """The id of the last decision recorded (a lease taken for the call links to it)."""
+        self._last = threading.local()
+        self._any: str | None = None
+
+    @property
+    def last(self) -> str | None:
+        """The id of the last decision this thread recorded (a lease taken for the call, in the
+        thread that decided it, links to it), never another thread's recorded meanwhile (review
+        74k, records 5: with calls decided on several threads, a lease linked to another call's
+        decision); in a thread that recorded none, the last any thread recorded."""
+        last: str | None = getattr(self._last, "record", self._any)
+        return last
 
     def record(self, record: DecisionRecord) -> None:
         """Sign `record` into the trace (raises when it cannot: the gate fails closed)."""
@@ -203,7 +217,7 @@ class TraceDecisionRecorder:
         # lease is: a member's delegates are minted for free and would each bring a share
         credential = record.credential  # None: the caller's was refused; one share for them all
         caller = UNCREDENTIALED if credential is None else credential.links[0].subject
-        self.last = self.sink.record(content, chain=chain, source=caller).record
+        self._last.record = self._any = self.sink.record(content, chain=chain, source=caller).record
 
 
 def audit_content(event: AuditEvent, links: Links | None = None) -> RecordContent:

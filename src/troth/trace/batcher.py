@@ -2,7 +2,9 @@
 and in order (docs/traces.md, "Collection"). Sans-IO: the caller sends the batches it is given
 and hands back the answers (troth.node.services.trace.TraceClient pumps it over a channel).
 
-- `add(content)` gives the record its id and time at once and queues it; a full queue
+- `add(content)` gives the record its id and time at once and queues it, its values as they
+  are then (a copy decoded from their canonical JSON: a caller changing a value it handed in
+  leaves the record as recorded; review 74k, records 3); a full queue
   (`TRACE_QUEUE_RECORDS`) refuses it (TraceError OVER_LIMIT): an agent that cannot keep its
   audit trail stops, it does not drop records silently.
 - `next_batch(now)` signs the queued records in order, chained after the agent's head in the
@@ -33,6 +35,7 @@ signed, since the log accepts only times within MAX_CLOCK_SKEW_SECONDS of its cl
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import threading
 from collections import deque
@@ -296,14 +299,16 @@ class TraceBatcher:
         """Queue a record made at `now` (on behalf of member `source`, if any); TraceError
         OVER_LIMIT when the queue, or that member's share of it, is full, MALFORMED for a
         redactable value that is not JSON."""
+        values: dict[str, Any] = {}
         for name, value in content.values.items():
-            try:
-                disclosure_value(value)
-            except ValueError as exc:
+            try:  # kept as queued: signed when sent, whatever the caller changes meanwhile
+                values[name] = json.loads(disclosure_value(value))  # (review 74k, records 3)
+            except (ValueError, RecursionError) as exc:
                 raise TraceError(_F.MALFORMED, f"{name}: {exc}") from None
         record = content.id or new_record_id(now, self._random(16))
         member = None if source is None else source.digest
-        queued = Queued(record, now, dataclasses.replace(content, id=record), chain, member)
+        kept = dataclasses.replace(content, id=record, values=values)
+        queued = Queued(record, now, kept, chain, member)
         with self._lock:
             if self.pending() >= self.queue_size:
                 raise TraceError(

@@ -30,7 +30,8 @@ a time (docs/policy.md, "MCP gates"; research §2.2).
   cannot enumerate the bundle's tools (review 47h, gates 1); the recorded decision keeps the
   real outcome and policies. Arguments the caller omits are filled with their schema's defaults
   before the call is judged (as the tool gate does), and an allowed call goes to the upstream
-  with exactly the arguments judged (a copy of its own: review 74f, gates 1): an upstream whose
+  with exactly the arguments judged (the gate's plain JSON copy, made before the decision:
+  review 74k, records 1; a copy of its own: review 74f, gates 1): an upstream whose
   own default differs from the one judged (a new version since the gate's last listing) still
   runs what the policies saw. A call of a
   name the last listing does not know lists the upstream again, at most once per
@@ -119,6 +120,7 @@ from troth.gates.toolschema import (
     check_name,
     compile_tool_schema,
     own_arguments,
+    plain_arguments,
     within_value_limit,
 )
 from troth.integrations.mcp.answers import (
@@ -470,11 +472,12 @@ class McpGate:
         unknown = listed is None or name not in listed.schemas or self._stale(listed)
         if listed is None or unknown:
             listed = await self._listing(name)
-        args = dict(arguments or {})
+        args = plain_arguments(arguments or {})  # the gate's own, read once (74k, records 1)
         fill = listed.fill(name)
-        if fill is not None:  # judged, recorded and forwarded as filled (review 23c); over the
-            with contextlib.suppress(PolicyError):  # limit filled, denied unfilled (49d, gates 1)
+        if fill is not None and type(args) is dict:  # judged, recorded, forwarded as filled
+            with contextlib.suppress(PolicyError):  # (23c); over the limit, unfilled (49d)
                 args = fill(args)
+        own = own_arguments(args) if type(args) is dict else None  # before a recorder (74k, 4)
         request = ToolCall(name, args, listed.schemas.get(name, ""), self.server)
         judge = functools.partial(self.point.judge_tool, caller, request, now=self.clock.now())
         # a recording point signs and appends durably: off the event loop, which serves others,
@@ -496,14 +499,14 @@ class McpGate:
             raise gate_failed("the call could not be decided", exc) from None
         if decided is not None:
             decided(record.decision.revision, record.decision.digest)
-        if not told.allowed:  # a hidden tool: told as undeclared (review 47h, gates 1)
+        if not told.allowed or own is None:  # a hidden tool: told as undeclared (47h, gates 1)
             if not unknown and told.outcome in _AS_UNKNOWN:
                 # what a name the listing does not know costs: the same listing, when one is
                 # due (review 48t, gates 1: else a timer tells the upstream's tools)
                 await self._listing(None)
             return denied(told.reason)
         try:
-            result = await self.upstream.call_tool(name, own_arguments(args))  # 74f, gates 1
+            result = await self.upstream.call_tool(name, own)  # its own (74f, gates 1)
         except BaseException as exc:  # cancelled (the agent, its connection) or failed
             await self._unanswered(record, exc)
             if isinstance(exc, MCPError):  # the upstream's error: answered as the gate's
