@@ -153,25 +153,26 @@ def test_a_message_1_refused_past_the_table_spends_no_opening() -> None:
 
 
 def test_at_message_3_the_cap_refuses_the_party_behind_a_node_it_refuses_at_take_in() -> None:
-    """Kept 2 (`admits` agreeing with `place`, sans-IO): members alone hold the cap (6; one
+    """Kept 2 (`admits` agreeing with `place`, sans-IO): members alone hold the cap (7; one
     authority trusted: shares of 2), authority a1 over its share, its source holding the most
     s0, all s0's own; a member of a0 (within its share) behind the node of s0 opens one: it is
     refused at message 3 as it is at take-in (before: admitted at message 3, its handshake
     completed for nothing, then closed; review 54w, channels 1). Review 74h, cap6 1: s0's own
     set aside, s1's party gives way for it, at message 3 as at take-in; with a1 holding none
-    besides s0's own, it is refused at both."""
-    cap: OpenChannels[int] = OpenChannels(6, lambda: 1)
+    besides s0's own, it is refused at both. (Review 74m, cap7 1: a1 holds three besides s0's
+    own, over its share without them; with two, at its share, b's member is refused.)"""
+    cap: OpenChannels[int] = OpenChannels(7, lambda: 1)
     a0, a1 = frozenset({b"a0"}), frozenset({b"a1"})
     held = [(a0, "s1", False), (a1, "s0", False), (a1, "s0", False), (a1, "s0", False)]
-    held += [(a1, "s1", False), (a1, "s1", True)]
+    held += [(a1, "s1", False), (a1, "s1", False), (a1, "s1", True)]
     for end, (authorities, source, behind) in enumerate(held):
         cap.add(
             end, stranger=False, source=source, network="n", authorities=authorities, behind=behind
         )
     newcomer = Opener(stranger=False, source="s0", network="n", authorities=a0, behind=True)
     assert cap.admits(**newcomer)
-    assert cap.place(**newcomer).victim == 5
-    for end in (4, 5):  # a1 holds s0's own alone
+    assert cap.place(**newcomer).victim == 6
+    for end in (4, 5, 6):  # a1 holds s0's own alone
         cap.discard(end)
         cap.add(end, stranger=False, source="l", network="l", authorities=frozenset({LOCAL}))
     assert not cap.place(**newcomer).admitted

@@ -168,11 +168,13 @@ def test_a_member_behind_the_over_share_authoritys_top_source_gets_its_next_sour
     Review 74h, cap6 1 (the lead's decision on 74a's open question: the refusal locked b's
     members out while b's own held the most of a1): b's own set aside in the members' ranking
     as in the strangers' phase, a1's next source gives way, c's oldest, at message 3 as at
-    take-in; a0's member not behind b still takes b's oldest channel's place (54r)."""
-    cap: OpenChannels[int] = OpenChannels(6, lambda: 1)
+    take-in; a0's member not behind b still takes b's oldest channel's place (54r). Review 74m,
+    cap7 1: c holds three (the cap 7, shares of 2), a1 over its share besides b's own; with
+    c's two, a1 at its share were b's own not held, b's member is refused (test_review74m_cap7)."""
+    cap: OpenChannels[int] = OpenChannels(7, lambda: 1)
     a0, a1 = frozenset({b"a0"}), frozenset({b"a1"})
     for end, (authorities, source) in enumerate(
-        [(a0, "d"), (a1, "b"), (a1, "b"), (a1, "b"), (a1, "c"), (a1, "c")]
+        [(a0, "d"), (a1, "b"), (a1, "b"), (a1, "b"), (a1, "c"), (a1, "c"), (a1, "c")]
     ):
         cap.add(end, stranger=False, source=source, network="n", authorities=authorities)
     behind_b = Opener(stranger=False, source="b", network="n", authorities=a0, behind=True)

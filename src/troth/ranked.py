@@ -21,17 +21,19 @@ class Ranked(Generic[K, E]):
     key holding the most found without a scan (review 60f, listener 4: a scan of the groups
     for each newcomer, ~2 ms at 3,072). The keys of each size are kept in a heap by their
     oldest's order, entries left stale by a change skipped when met, the heap filtered when
-    they outnumber the live ones."""
+    they outnumber the live ones. With `firsts`, the keys are also kept in one heap by their
+    oldest's order, for `oldest_but` (review 74m, cap7 2)."""
 
-    __slots__ = ("_heaps", "_seq", "_sizes", "_top", "groups")
+    __slots__ = ("_firsts", "_heaps", "_seq", "_sizes", "_top", "groups")
 
-    def __init__(self, seq: Callable[[E], int]) -> None:
+    def __init__(self, seq: Callable[[E], int], firsts: bool = False) -> None:
         self.groups: dict[K, dict[E, None]] = {}
         """The things of each key, oldest first."""
         self._seq = seq
         self._sizes: collections.Counter[int] = collections.Counter()  # keys by group size
         self._top = 0  # the largest group's size
         self._heaps: dict[int, list[tuple[int, K]]] = {}  # by size: (oldest's seq, key)
+        self._firsts: list[tuple[int, K]] | None = [] if firsts else None  # (its seq, key)
 
     def __len__(self) -> int:
         return len(self.groups)
@@ -40,14 +42,19 @@ class Ranked(Generic[K, E]):
         """`end` (the newest) joins `key`'s group."""
         ends = self.groups.setdefault(key, {})
         ends[end] = None
+        if len(ends) == 1:
+            self._first(key, ends)
         self._resized(key, len(ends) - 1, len(ends))
 
     def remove(self, key: K, end: E) -> None:
         """`end` leaves `key`'s group (an emptied group is forgotten)."""
         ends = self.groups[key]
+        first = self._firsts is not None and next(iter(ends)) == end
         del ends[end]
         if not ends:
             del self.groups[key]
+        elif first:
+            self._first(key, ends)
         self._resized(key, len(ends) + 1, len(ends))
 
     def most(self, mine: K | None) -> K:
@@ -92,9 +99,43 @@ class Ranked(Generic[K, E]):
         ends = self.groups[other]
         return key if (-size, oldest) < (-len(ends), self._seq(next(iter(ends)))) else other
 
+    def oldest_but(self, skip: K) -> int | None:
+        """The order of the oldest thing with `skip`'s group set aside (None: none), from the
+        heap of keys by their oldest (`firsts`; review 74m, cap7 2: a walk past `skip`'s, up
+        to the per-source limit, for each authority tied at the cap, 5,120 with 20)."""
+        heap = self._firsts
+        if heap is None:
+            raise TypeError("oldest_but: this Ranked keeps no heap of firsts")
+        while heap and not self._first_live(heap[0]):
+            heapq.heappop(heap)
+        if not heap or heap[0][1] != skip:
+            return heap[0][0] if heap else None
+        top = heapq.heappop(heap)  # (`skip`'s only live entry: set aside, then put back)
+        while heap and not self._first_live(heap[0]):
+            heapq.heappop(heap)
+        oldest = heap[0][0] if heap else None
+        heapq.heappush(heap, top)
+        return oldest
+
     def entries(self) -> int:
         """The heaps' entries, stale ones included (bounded: tests)."""
-        return sum(len(heap) for heap in self._heaps.values())
+        firsts = len(self._firsts) if self._firsts is not None else 0
+        return firsts + sum(len(heap) for heap in self._heaps.values())
+
+    def _first(self, key: K, ends: dict[E, None]) -> None:
+        """`key`'s oldest is now `ends`' first: kept in the heap of firsts, if one is kept
+        (filtered of stale entries when they outnumber the live ones)."""
+        heap = self._firsts
+        if heap is None:
+            return
+        heapq.heappush(heap, (self._seq(next(iter(ends))), key))
+        if len(heap) > 2 * len(self.groups) + 16:
+            heap[:] = [entry for entry in heap if self._first_live(entry)]
+            heapq.heapify(heap)
+
+    def _first_live(self, entry: tuple[int, K]) -> bool:
+        ends = self.groups.get(entry[1])
+        return ends is not None and self._seq(next(iter(ends))) == entry[0]
 
     def _live(self, entry: tuple[int, K], size: int) -> bool:
         ends = self.groups.get(entry[1])

@@ -17,11 +17,12 @@ stranger is refused, and a member whose authorities all hold their share or more
 authority over its share gives way, the one holding the most channels that give way (among
 equals, the one whose oldest of them is the oldest, then the lowest digest): its source
 holding the most (among equals the oldest), a party's behind a node first, else the oldest.
-For a member behind node b, the same with b's own set aside (review 74h, cap6 1, the rule of
-the strangers' phase; before, refused where b's own would go): over its share is what an
-authority holds, b's own included (they count against it), but each is ranked by what it
-holds besides them, b's source by b's parties; refused when no authority over its share holds
-any channel besides b's own."""
+For a member behind node b, the same with b's own set aside, as for a member from elsewhere
+were they not held (review 74h, cap6 1, the rule of the strangers' phase; before, refused where
+b's own would go): over its share is what an authority holds besides b's own (review 74m, cap7
+1: with b's own counted, they alone put an authority over its share and b's members took its
+other hosts' places), each ranked by what it holds besides them, b's source by b's parties;
+refused when no authority is over its share besides b's own."""
 
 from __future__ import annotations
 
@@ -102,9 +103,10 @@ def reference_place(
         return False, None
     members = [h for h in held if h.gives_way]
     over = {a for h in members for a in h.authorities if count(a) > share}
-    if newcomer.behind:  # b's own set aside, its authorities over their share or not
+    if newcomer.behind:  # b's own set aside: over their share besides them (74m, cap7 1)
+        own = [h for h in members if not h.behind and h.source == newcomer.source]
         members = [h for h in members if h.behind or h.source != newcomer.source]
-        over = {a for a in over if any(a in h.authorities for h in members)}
+        over = {a for a in over if count(a) - sum(a in h.authorities for h in own) > share}
     if not over:
         return False, None
 

@@ -39,12 +39,15 @@ they had sources. Now the channels peers opened are at most `limit` together, an
   oldest, a party's behind a node first (review 54r, channels 1: an authority mints members
   for free, so one authority's members held the kept quarter and every stranger's place
   besides, and every other authority's members were refused). For a member behind node b, as
-  above, the same with b's own set aside: the authorities over their share (b's own counted,
-  they are its places) ranked by what they hold besides them, b's source by b's parties (the
-  next source of that authority gives way, or the next authority over its share), refused
-  when none holds any besides b's own; never one of b's own for b's party (review 74h, cap6
-  1: refused wherever b's own would go, b's members, their authority within its share, were
-  locked out while b's own held the most of the authority over its share). A stranger is
+  above, the same with b's own set aside, as for a member from elsewhere were they not held:
+  the authorities over their share besides b's own, ranked by what they hold besides them,
+  b's source by b's parties (the next source of that authority gives way, or the next
+  authority over its share), refused when none is over its share besides b's own; never one
+  of b's own for b's party (review 74h, cap6 1: refused wherever b's own would go, b's
+  members, their authority within its share, were locked out while b's own held the most of
+  the authority over its share; review 74m, cap7 1: over its share with b's own counted, b's
+  own alone put an authority over and b's members took every place of its other hosts, within
+  its share between them, round after round as they came back). A stranger is
   refused. Local callers' channels and those of the nodes at the other end of this node's
   own connections count against the local callers' share and never give way; with no
   authority over its share, or the newcomer's at its own, it is refused.
@@ -280,11 +283,10 @@ class OpenChannels(Generic[E]):
         not held: `network` ranked by what it holds besides them, `source` by its parties
         (review 73r, cap3 1; 73u, cap4 1; 73x, last 1; 74a, cap5 1: with one of its parties
         held, they counted); None when they are all the strangers' channels. Its cost: the
-        rankings', and a walk past them (at most the per-source limit, 256) to `network`'s
-        oldest besides them."""
+        rankings' (`network`'s oldest besides them: `_besides`)."""
         ends = self._networks.groups[network]
         rest = len(ends) - self._own(network, source)
-        oldest = self._besides(ends, source)  # (0: none, `network` set aside whole)
+        oldest = self._besides(self._sources[network], network, source) if rest else 0
         network_of = self._networks.most_as(network, rest, oldest)
         if network_of is None:
             return None
@@ -297,12 +299,17 @@ class OpenChannels(Generic[E]):
             return None
         return self._of(sources.groups[chosen], (network_of, chosen), source, True)
 
-    def _besides(self, ends: dict[E, None], source: str) -> int:
-        """The order of the oldest of `ends` (oldest first) that is not `source`'s own (not a
-        party's behind the node there); 0: none. Its cost: a walk past them, at most the
-        per-source limit (`max_channels_per_source`: they are all of one source)."""
-        kept = (h for h in map(self._held.__getitem__, ends) if h.behind or h.source != source)
-        return next((h.seq for h in kept), 0)
+    def _besides(self, sources: Ranked[str, E], group: Any, source: str) -> int:
+        """The order of the oldest of `group`'s channels (`sources`: a network's strangers',
+        an authority's members' that give way, by source) that is not `source`'s own (not a
+        party's behind the node there): the oldest of its other sources' or of `source`'s
+        parties, from the heap of its sources by their oldest (`Ranked.oldest_but`; review
+        74m, cap7 2: a walk past `source`'s own, up to the per-source limit, 256, in each
+        authority tied at the most, 5,120 channels a check with 20); 0: none."""
+        parties = self._behind.get((group, source))
+        first = self._seq_of(next(iter(parties))) if parties else None
+        found = [seq for seq in (sources.oldest_but(source), first) if seq is not None]
+        return min(found, default=0)
 
     def _by_parties(self, sources: Ranked[str, E], group: Any, source: str) -> str | None:
         """The source holding the most of `group`'s (`sources`) with `source` ranked by the
@@ -327,21 +334,28 @@ class OpenChannels(Generic[E]):
         holding the most channels that give way (among equals, the one whose oldest of them is
         the oldest, then the lowest digest), the source holding the most, its oldest (`_of`);
         None when no authority is over its share (review 54r, channels 1). For a member behind
-        node b, the same with b's own set aside (review 74h, cap6 1, as in the strangers'
-        phase: `_aside`): each authority over its share (b's own counted: they are its places)
-        ranked by what it holds besides them, b's source by b's parties; None when none holds
-        any besides them. Its cost: the authorities', and for those tied at the most besides
-        b's own, a walk past b's own in each (`_besides`)."""
-        over = self._over()
-        own = self._members_own if behind else lambda authority, source: 0
-        held = {a: len(ends) - own(a, source) for a, ends in over.items()}
+        node b, the same with b's own set aside, as for a member from elsewhere were they not
+        held (review 74h, cap6 1, as in the strangers' phase: `_aside`): the authorities over
+        their share besides b's own (review 74m, cap7 1: b's own counted, they alone put an
+        authority over and b's members took every place of its other hosts, within its share
+        between them), ranked by what they hold besides them, b's source by b's parties; None
+        when there is none. Its cost: the authorities', and for those tied at the most, their
+        oldest besides b's own (`_besides`, a heap's: review 74m, cap7 2)."""
+        share = self._shares.share(self.limit)
+        held: dict[bytes, int] = {}
+        for authority, ends in self._members.groups.items():
+            own = self._members_own(authority, source) if behind else 0
+            if self._shares.held(authority) - own > share:
+                held[authority] = len(ends) - own
         most = max(held.values(), default=0)
         if not most:
             return None
 
-        def oldest(authority: bytes) -> int:  # (a walk past b's own for a member behind b)
-            ends = over[authority]
-            return self._besides(ends, source) if behind else self._seq_of(next(iter(ends)))
+        def oldest(authority: bytes) -> int:  # (its oldest besides b's own for b's member)
+            sources = self._member_sources[authority]
+            if behind:
+                return self._besides(sources, authority, source)
+            return self._seq_of(next(iter(self._members.groups[authority])))
 
         tied = [a for a, count in held.items() if count == most]
         authority = min(tied, key=lambda a: (oldest(a), a)) if len(tied) > 1 else tied[0]
@@ -377,7 +391,7 @@ def _file(
     groups.add(key, end)
     sources = subgroups.get(key)
     if sources is None:
-        sources = subgroups[key] = Ranked(groups._seq)
+        sources = subgroups[key] = Ranked(groups._seq, firsts=True)
     sources.add(source, end)
 
 
