@@ -12,16 +12,41 @@ raised; the connection is closed only if that second `RESET ROLE` fails too.
 
 pgwatch6 2: the same interrupt as the REVOKE itself is sent left the membership too: it is
 sent once more before the interrupt is raised.
+
+pgwatch6 3: a lease's prepared transaction "busy" (74g pgwatch5 1: left to end) whose
+finisher fails before it ends it (its session ended or cancelled in the middle, a read of its
+state failing) is prepared again, the lease's, with its writes and locks. Nothing looked for it
+again: the revocation went on to `DROP ROLE`, which PostgreSQL allows with the role's prepared
+transactions there (their owner then no role: no lease pattern ever matches it again), and
+reported the lease REVOKED with its transaction left for good (review 69r, leases 4, again).
+The role is dropped only once it owns no prepared transaction; otherwise the revocation fails
+after NOLOGIN and the retry rolls it back.
 """
 
 from __future__ import annotations
 
+import uuid
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
+import psycopg
+import pytest
+
+from tests.support.leases import LeaseWorld
 from tests.support.postgres import PgServer
 from tests.test_review73l_pgwatch import _ADMIN, _FIRST, _roles
 from tests.test_review74b_pgwatch4 import _GID, _Before, interrupted
+from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
+    SECRET,
+    OrdersDb,
+    login,
+    now,
+    orders,
+    setup,
+    world,
+)
+from troth.secrets import LeaseState
 
 _MEMBER = "SELECT pg_has_role(%s, %s, 'MEMBER')"
 
@@ -75,3 +100,48 @@ def test_an_interrupt_at_the_revoke_leaves_no_membership(pg_server: PgServer) ->
     """74n pgwatch6 2: an interrupt as the admin's REVOKE of its temporary membership is sent:
     the admin was left a member of `_FIRST`'s role."""
     assert _left_member(pg_server, "REVOKE") == (False, (_ADMIN,))
+
+
+def _busy(gid: str) -> Any:
+    """`psycopg.Connection.execute` whose `ROLLBACK PREPARED` of `gid` fails "is busy" without
+    running: another session held it and failed to end it."""
+    execute = psycopg.Connection.execute
+
+    def busy(conn: Any, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        text = query if isinstance(query, str) else query.as_string(conn)
+        if text.startswith("ROLLBACK PREPARED") and gid in text:
+            raise psycopg.errors.ObjectNotInPrerequisiteState(f"{gid} is busy")
+        return execute(conn, query, params, **kwargs)
+
+    return busy
+
+
+def test_a_busy_transaction_prepared_again_is_not_left_by_the_revocation(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """74n pgwatch6 3: the lease writes in a transaction it prepares; the broker's rollback of
+    it meets "busy" and the other session fails to end it: the lease was REVOKED, its role
+    dropped, the transaction left prepared (owned by no role). Now the revocation fails, and
+    its retry rolls it back."""
+    broker = setup(tmp_path, world, orders)
+    agent = world.credential_a()
+    issued = broker.issue(agent, SECRET, scope=["orders:write"], now=now())
+    gid = f"busy_{uuid.uuid4().hex[:8]}"
+    with login(orders, issued.credential.reveal()) as session:
+        session.execute("BEGIN")
+        session.execute("INSERT INTO orders VALUES (9999, 1)")
+        session.execute(f"PREPARE TRANSACTION '{gid}'")
+    try:
+        with monkeypatch.context() as patched:
+            patched.setattr(psycopg.Connection, "execute", _busy(gid))
+            state = broker.revoke(agent, issued.lease_id, now=now()).state
+        assert state is not LeaseState.REVOKED or not orders.server.prepared(orders.dbname, gid)
+        broker.sweep(now() + 3600)
+        assert not orders.server.prepared(orders.dbname, gid)
+        assert str(issued.credential.reveal()["user"]) not in orders.lease_roles()
+    finally:
+        orders.server.end_prepared(orders.dbname, gid)
+        broker.close()
