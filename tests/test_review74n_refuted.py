@@ -34,10 +34,16 @@ def test_a_busy_transaction_left_still_fails_what_it_blocks(pg_server: PgServer)
             local = "-c synchronous_commit=local"
             admin = stack.enter_context(pg_server.connect(user=_ADMIN, options=local))
             watch = stack.enter_context(pg_server.connect(options=local))
+            elsewhere = stack.enter_context(pg_server.connect(dbname="template1"))
+            rollback = f"ROLLBACK PREPARED '{_GID}'"
+            with pytest.raises(psycopg.errors.FeatureNotSupported):
+                elsewhere.execute(rollback)  # "belongs to another database": 0A000
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                admin.execute(rollback)  # "permission denied to finish": 42501
             with _synchronous_standby(pg_server, su, watch) as threads:
                 assert _in_sync_rep(watch, owner, f"COMMIT PREPARED '{_GID}'", threads)
                 with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
-                    watch.execute(f"ROLLBACK PREPARED '{_GID}'")  # the 55000 swallowed
+                    watch.execute(rollback)  # "is busy": the 55000 swallowed
                 locks.end_lock_holders(admin, _REVOKED, _LEASES, 1000)
                 dropping = stack.enter_context(pg_server.connect(options="-c lock_timeout=50"))
                 with pytest.raises(psycopg.errors.LockNotAvailable), dropping.transaction():
