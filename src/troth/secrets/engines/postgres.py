@@ -304,6 +304,12 @@ class PostgresEngine:
         # ALTER DEFAULT PRIVILEGES ... TO it) locks the role: DROP ROLE waited (review 69r)
         self._end_role_lockers(settings, ref, upstream)
         with self._admin(settings, settings["dbname"], upstream, "drop role") as conn:
+            # one another session was ending ("is busy": left, review 74g pgwatch5 1) and did
+            # not is prepared again: DROP ROLE allows it, left owned by no role, for good
+            # (review 74n, pgwatch6 3); the retry rolls it back
+            if conn.execute(locks.PREPARED_BY, (ref,)).fetchone() is not None:
+                why = f"a prepared transaction of {ref} is being ended: retry"
+                raise SecretError(SecretFailure.ENGINE_FAILED, why)
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(role))
 
     def _drop_in(

@@ -101,20 +101,52 @@ def roll_back_prepared(conn: Any, gid: str, leases: str, xid: str) -> None:
     except (psycopg.errors.UndefinedObject, psycopg.errors.InsufficientPrivilege):
         return
     finally:
-        _reset_role(conn)
-        if granted:
-            _revoke_membership(conn, owner)
+        _reset_role(conn, owner if granted else None)
 
 
-def _reset_role(conn: Any) -> None:
-    """RESET ROLE, or close the connection: an interrupt (a daemon's shutdown) as it was sent
-    left it open as the lease role, and the broker keeps its admin connections across an error
-    (`_admin`): the next revocation's statements ran as that lease (review 74g, pgwatch5 2)."""
+def _reset_role(conn: Any, granted: Any) -> None:
+    """RESET ROLE and REVOKE the admin's temporary membership in role `granted` (None: none
+    was granted), or close the connection: an interrupt (a daemon's shutdown) as RESET ROLE
+    was sent left it open as the lease role, and the broker keeps its admin connections across
+    an error (`_admin`): the next revocation's statements ran as that lease (review 74g,
+    pgwatch5 2). Each is sent once more after an interrupt, which psycopg ends by cancelling
+    the statement and reading its end (the connection usable), before it is raised: the
+    REVOKE skipped, or itself interrupted, left the admin a member of the lease's role,
+    another live lease's for the lock holders (review 74n, pgwatch6 1 and 2). Closed only if
+    the second RESET ROLE fails too."""
+    interrupt: BaseException | None = None
     try:
-        conn.execute("RESET ROLE")
+        _twice(conn.execute, "RESET ROLE")
+    except _Again as again:
+        interrupt = again.first
     except BaseException:
         conn.close()
         raise
+    if granted is not None:
+        try:
+            _twice(_revoke_membership, conn, granted)
+        except _Again as again:
+            interrupt = interrupt or again.first
+    if interrupt is not None:
+        raise interrupt
+
+
+class _Again(Exception):
+    """`_twice`'s first call failed and its second did not: `first`, its error."""
+
+    def __init__(self, first: BaseException) -> None:
+        super().__init__(str(first))
+        self.first = first
+
+
+def _twice(call: Any, *args: Any) -> None:
+    """`call(*args)`, once more if it raised (`_Again`, the first error); the second's error
+    raised."""
+    try:
+        call(*args)
+    except BaseException as first:
+        call(*args)
+        raise _Again(first) from None
 
 
 def _revoke_membership(conn: Any, owner: Any) -> None:
