@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -121,3 +122,19 @@ def test_a_value_nested_past_the_encoder_is_refused_as_no_json(tmp_path: Path) -
     with pytest.raises(ValueError, match="not a JSON value"):
         disclosure_value(nested(5000))
     assert agent.record(tool_call()).index == 0
+
+
+def test_a_pooled_thread_links_the_call_it_serves_by_its_record() -> None:
+    """74p records2 1: a pooled thread that decided an earlier call holds that decision as its
+    `last`; a lease provider serving another call there links by the record it is handed
+    (`recorded`): that call's decision, never the earlier one."""
+    decisions = TraceDecisionRecorder(_Sink())
+    earlier = DecisionRecord(NOW, None, EngineCall("tag", {"order_id": "o1"}), ALLOWED)
+    served = DecisionRecord(NOW, None, EngineCall("tag", {"order_id": "o1"}), ALLOWED)
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(decisions.record, earlier).result(5)
+        decisions.record(served)  # decided on this thread, its lease taken on the pool's
+        linked = pool.submit(lambda: (decisions.last, decisions.recorded(served))).result(5)
+    assert linked == ("r1", "r2")
+    assert decisions.recorded(earlier) == "r1"
+    assert decisions.recorded(DecisionRecord(NOW, None, earlier.request, ALLOWED)) is None

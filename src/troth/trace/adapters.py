@@ -23,6 +23,7 @@ the revocations the broker makes, which its fallback records (`troth.secrets.boo
 from __future__ import annotations
 
 import contextvars
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -200,6 +201,24 @@ class TraceDecisionRecorder:
         self._last: contextvars.ContextVar[str | None] = contextvars.ContextVar(
             "troth.trace.last_decision", default=None
         )
+        self._recorded: dict[int, tuple[weakref.ref[DecisionRecord], str]] = {}
+
+    def recorded(self, record: DecisionRecord) -> str | None:
+        """The id of the trace record this recorder made of `record`, the very object the gate
+        hands its lease provider (None: it made none): what a provider taking its lease where
+        the deciding context does not reach (a pooled thread, which may hold a decision of an
+        earlier call as its `last`) links to (review 74p, records2 1)."""
+        entry = self._recorded.get(id(record))
+        return entry[1] if entry is not None and entry[0]() is record else None
+
+    def _remember(self, record: DecisionRecord, made: str) -> None:
+        key, recorded = id(record), self._recorded
+
+        def forget(ref: weakref.ref[DecisionRecord]) -> None:  # as `record` is freed
+            if recorded.get(key, (None,))[0] is ref:
+                del recorded[key]
+
+        recorded[key] = (weakref.ref(record, forget), made)
 
     @property
     def last(self) -> str | None:
@@ -208,7 +227,7 @@ class TraceDecisionRecorder:
         `asyncio.to_thread` carries it, links to it); None in a context that recorded none.
         Never another context's: read by a thread no context reached, with calls decided on
         several at once, another call's decision was linked (review 74k, records 5; review
-        74p, records2 1)."""
+        74p, records2 1). A lease taken elsewhere links with `recorded(record)`."""
         return self._last.get()
 
     def record(self, record: DecisionRecord) -> None:
@@ -219,7 +238,9 @@ class TraceDecisionRecorder:
         # lease is: a member's delegates are minted for free and would each bring a share
         credential = record.credential  # None: the caller's was refused; one share for them all
         caller = UNCREDENTIALED if credential is None else credential.links[0].subject
-        self._last.set(self.sink.record(content, chain=chain, source=caller).record)
+        made = self.sink.record(content, chain=chain, source=caller).record
+        self._remember(record, made)
+        self._last.set(made)
 
 
 def audit_content(event: AuditEvent, links: Links | None = None) -> RecordContent:
