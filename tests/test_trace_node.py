@@ -149,7 +149,8 @@ def test_a_nodes_gate_records_go_to_its_log_or_to_the_service_node_json_names(
             (Kind.TOOL_INVOCATION, local.identifier),
             (Kind.DENIAL, local.identifier),
         ]
-        assert recorder.last == made[-1].id
+        # the last decision the storage thread's context recorded (the gate ran there)
+        assert await local.worker.run(lambda: recorder.last) == made[-1].id
         assert (await local.worker.run(verify_log, log)).size == 2
 
     run_memnet(test, tmp_path / "home")

@@ -27,7 +27,7 @@ from troth.crypto import KeyType
 from troth.gates import (
     BundleStore,
     DecisionPoint,
-    ListRecorder,
+    DecisionRecorder,
     create_bundle,
     schema_from_function,
 )
@@ -156,7 +156,7 @@ class GatesWorld:
             store.accept(data, feeds=self.feeds(), now=now)
         return store
 
-    def point(self, store: BundleStore, recorder: ListRecorder | None = None) -> DecisionPoint:
+    def point(self, store: BundleStore, recorder: DecisionRecorder | None = None) -> DecisionPoint:
         return DecisionPoint(store, self.held_feed, recorder=recorder)
 
 

@@ -116,7 +116,7 @@ class ToolPreview:
     digest: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)  # (`TraceDecisionRecorder.recorded`)
 class DecisionRecord:
     """One decision as handed to the recorder: when, for which credential (None when the
     caller had none valid; a current one also when no bundle is in force), on what request

@@ -22,7 +22,8 @@ the revocations the broker makes, which its fallback records (`troth.secrets.boo
 
 from __future__ import annotations
 
-import threading
+import contextvars
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -197,17 +198,37 @@ class TraceDecisionRecorder:
     def __init__(self, sink: RecordSink, *, links: LinksSource | None = None) -> None:
         self.sink = sink
         self.links = links
-        self._last = threading.local()
-        self._any: str | None = None
+        self._last: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+            "troth.trace.last_decision", default=None
+        )
+        self._recorded: dict[int, tuple[weakref.ref[DecisionRecord], str]] = {}
+
+    def recorded(self, record: DecisionRecord) -> str | None:
+        """The id of the trace record this recorder made of `record`, the very object the gate
+        hands its lease provider (None: it made none): what a provider taking its lease where
+        the deciding context does not reach (a pooled thread, which may hold a decision of an
+        earlier call as its `last`) links to (review 74p, records2 1)."""
+        entry = self._recorded.get(id(record))
+        return entry[1] if entry is not None and entry[0]() is record else None
+
+    def _remember(self, record: DecisionRecord, made: str) -> None:
+        key, recorded = id(record), self._recorded
+
+        def forget(ref: weakref.ref[DecisionRecord]) -> None:  # as `record` is freed
+            if recorded.get(key, (None,))[0] is ref:
+                del recorded[key]
+
+        recorded[key] = (weakref.ref(record, forget), made)
 
     @property
     def last(self) -> str | None:
-        """The id of the last decision this thread recorded (a lease taken for the call, in the
-        thread that decided it, links to it), never another thread's recorded meanwhile (review
-        74k, records 5: with calls decided on several threads, a lease linked to another call's
-        decision); in a thread that recorded none, the last any thread recorded."""
-        last: str | None = getattr(self._last, "record", self._any)
-        return last
+        """The id of the last decision recorded in the reading context (a lease taken for the
+        call, in the thread that decided it or a context carried from it, as
+        `asyncio.to_thread` carries it, links to it); None in a context that recorded none.
+        Never another context's: read by a thread no context reached, with calls decided on
+        several at once, another call's decision was linked (review 74k, records 5; review
+        74p, records2 1). A lease taken elsewhere links with `recorded(record)`."""
+        return self._last.get()
 
     def record(self, record: DecisionRecord) -> None:
         """Sign `record` into the trace (raises when it cannot: the gate fails closed)."""
@@ -217,7 +238,9 @@ class TraceDecisionRecorder:
         # lease is: a member's delegates are minted for free and would each bring a share
         credential = record.credential  # None: the caller's was refused; one share for them all
         caller = UNCREDENTIALED if credential is None else credential.links[0].subject
-        self._last.record = self._any = self.sink.record(content, chain=chain, source=caller).record
+        made = self.sink.record(content, chain=chain, source=caller).record
+        self._remember(record, made)
+        self._last.set(made)
 
 
 def audit_content(event: AuditEvent, links: Links | None = None) -> RecordContent:

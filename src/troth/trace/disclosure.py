@@ -77,7 +77,8 @@ _set_value = vars(Disclosure)["value"].__set__
 def disclosure_value(value: Any) -> bytes:
     """The canonical JSON (RFC 8785, the `rfc8785` library) of a value to commit to. A string
     without surrogates takes the standard encoder (the same bytes: RFC 8785 §3.2.2.2 escapes
-    exactly what it escapes; a surrogate fails its UTF-8 encoding)."""
+    exactly what it escapes; a surrogate fails its UTF-8 encoding). ValueError for what is no
+    JSON value, a value nested past the encoder too."""
     if type(value) is str:
         try:
             return _text(value).encode()
@@ -87,6 +88,8 @@ def disclosure_value(value: Any) -> bytes:
         return rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
         raise ValueError(f"not a JSON value: {exc}") from None
+    except RecursionError:  # a bare RecursionError from signing (review 74p, records2 2)
+        raise ValueError("not a JSON value: nested past the encoder") from None
 
 
 _EXPORT_NESTING: Final = 3
