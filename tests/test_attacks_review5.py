@@ -107,7 +107,7 @@ def test_denied_calls_cannot_fill_the_serving_nodes_trace_log(tmp_path: Path) ->
     log_path = tmp_path / "trace.db"
     log = TraceLog.open(log_path, clock=FixedClock(NOW), signer=lambda n: server.signer)
     recorder = TraceDecisionRecorder(TraceRecorder(log, server.signer, clock=FixedClock(NOW)))
-    point = world.point(world.store(world.bundle()), recorder)  # type: ignore[arg-type]
+    point = world.point(world.store(world.bundle()), recorder)
     member = world.credential(world.sub_chain, world.sub)  # a read-only, delegated caller
     pad = "A" * (250 * 1024)  # under MAX_TRACE_DISCLOSURE_BYTES: kept in clear
     calls = 40  # 40 requests of ~0.5 MiB: 20 MiB, one MCP frame each

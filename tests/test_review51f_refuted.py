@@ -183,7 +183,7 @@ class _Failing:
 
 def test_a_failing_recorder_tells_the_client_nothing_and_runs_nothing() -> None:
     world = make_world()
-    point = world.point(world.store(world.bundle()), _Failing())  # type: ignore[arg-type]
+    point = world.point(world.store(world.bundle()), _Failing())
     caller = world.credential(world.support_chain, world.support)
     errors: list[str] = []
     seen: list[tuple[str, dict[str, Any] | None]] = []
