@@ -15,7 +15,7 @@ from tests.support.leases import LeaseWorld
 from tests.support.postgres import PgServer
 from tests.test_review73l_pgwatch import _ADMIN, _FIRST, _LEASES, _REVOKED, _lease, _roles
 from tests.test_review74b_pgwatch4 import _GID, _Before
-from tests.test_review74n_pgwatch6 import _MEMBER
+from tests.test_review74n_pgwatch6 import _MEMBER, _busy
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
     SECRET,
     OrdersDb,
@@ -130,3 +130,24 @@ def test_the_resend_is_bounded_and_a_second_interrupt_is_raised() -> None:
 
     with pytest.raises(KeyboardInterrupt, match="second"):
         locks._twice(interrupt)
+
+
+def test_a_busy_transaction_leaves_no_membership_and_no_lease_role(
+    pg_server: PgServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """74r refuted 4 (74b pgwatch4's GRANT and REVOKE, 74g pgwatch5 1's "busy" and 74n's
+    resend in one path): the admin (no superuser) grants itself the lease role, and the
+    rollback meets "is busy". Tried: the early return skipping the RESET ROLE or the REVOKE.
+    Refuted: the transaction is left to end, the admin back as itself and no member."""
+    with _roles(pg_server) as su, ExitStack() as stack:
+        try:
+            _lease(pg_server, _FIRST, stack).execute(f"PREPARE TRANSACTION '{_GID}'")
+            admin = stack.enter_context(pg_server.connect(user=_ADMIN))
+            with monkeypatch.context() as patched:
+                patched.setattr(psycopg.Connection, "execute", _busy(_GID))
+                locks.end_lock_holders(admin, _REVOKED, _LEASES, 1000)
+            assert pg_server.prepared(pg_server.dbname, _GID)
+            assert admin.execute("SELECT current_user").fetchone() == (_ADMIN,)
+            assert su.execute(_MEMBER, (_ADMIN, _FIRST)).fetchone() == (False,)
+        finally:
+            pg_server.end_prepared(pg_server.dbname, _GID)
