@@ -141,11 +141,20 @@ class _Again(Exception):
 
 def _twice(call: Any, *args: Any) -> None:
     """`call(*args)`, once more if it raised (`_Again`, the first error); the second's error
-    raised."""
+    raised, but never in an interrupt's place: one after which psycopg closed the connection
+    (a second interrupt as it waited for the cancelled statement's end, or a cancel not
+    answered) was replaced by the resend's "connection is closed", turned into a failed
+    revocation, the daemon's shutdown lost (review 74r, pgwatch7 1). A new interrupt in the
+    resend is raised."""
     try:
         call(*args)
     except BaseException as first:
-        call(*args)
+        try:
+            call(*args)
+        except Exception as second:
+            if isinstance(first, Exception):
+                raise
+            raise first from second
         raise _Again(first) from None
 
 
