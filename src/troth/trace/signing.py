@@ -63,6 +63,7 @@ __all__ = [
     "resolve_key",
     "sign_next",
     "sign_record",
+    "signable_value",
     "signed_again",
     "verify_envelope",
     "verify_listed_envelope",
@@ -268,6 +269,19 @@ def sign_next(
     )
 
 
+def signable_value(name: str, value: Any) -> bytes:
+    """The canonical JSON of value `name` of a record to sign: what a collector admits and an
+    export carries (an ASCII string always is); ValueError for any other (`TraceBatcher.add`
+    refuses it when queued, as signing would: review 74s, records3 1)."""
+    encoded = disclosure_value(value)
+    if not (type(value) is str and value.isascii()) and not is_canonical_value(encoded):
+        raise ValueError(
+            f"{name}: not a value an export can carry (I-JSON: no surrogate or "
+            f"noncharacter, at most {limits.MAX_JSON_DEPTH - 3} levels of nesting)"
+        )
+    return encoded
+
+
 def sign_record(
     signer: Signer,
     content: RecordContent,
@@ -293,16 +307,10 @@ def sign_record(
     offset = 16
     total = 0
     for name, value in values.items():
-        encoded = disclosure_value(value)
+        encoded = signable_value(name, value)
         total += len(encoded)
         if total > limits.MAX_TRACE_RECORD_DISCLOSURE_BYTES:
             raise _over_disclosed(content.id)
-        # what a collector admits and an export carries (an ASCII string always is)
-        if not (type(value) is str and value.isascii()) and not is_canonical_value(encoded):
-            raise ValueError(
-                f"{name}: not a value an export can carry (I-JSON: no surrogate or "
-                f"noncharacter, at most {limits.MAX_JSON_DEPTH - 3} levels of nesting)"
-            )
         disclosure = Disclosure(entropy[offset : offset + 16], encoded)
         offset += 16
         disclosures[name] = disclosure
