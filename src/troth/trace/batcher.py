@@ -53,7 +53,7 @@ from troth.trace.signing import (
     RecordContent,
     resolve_key,
     sign_record,
-    signable_value,
+    signable_values,
 )
 from troth.trace.submit import (
     Head,
@@ -304,14 +304,15 @@ class TraceBatcher:
     ) -> Queued:
         """Queue a record made at `now` (on behalf of member `source`, if any); TraceError
         OVER_LIMIT when the queue, or that member's share of it, is full, MALFORMED for a
-        redactable value signing refuses (no JSON, or none an export carries)."""
-        values: dict[str, Any] = {}
-        for name, value in content.values.items():
-            try:  # kept as queued: signed when sent, whatever the caller changes meanwhile
-                # (review 74k, records 3); refused here what signing would (74s, records3 1)
-                values[name] = json.loads(signable_value(name, value))
-            except (ValueError, RecursionError) as exc:
-                raise TraceError(_F.MALFORMED, f"{name}: {exc}") from None
+        redactable value signing refuses (no JSON, or none an export carries), OVER_LIMIT for
+        values together over MAX_TRACE_RECORD_DISCLOSURE_BYTES, as signing does."""
+        try:  # refused here what signing would refuse (review 74s, records3 1-2)
+            encoded = signable_values(content.values, content.id)
+        except ValueError as exc:
+            raise TraceError(_F.MALFORMED, str(exc)) from None
+        # kept as queued: signed when sent, whatever the caller changes meanwhile (review 74k,
+        # records 3)
+        values = {name: json.loads(value) for name, value in encoded.items()}
         record = content.id or new_record_id(now, self._random(16))
         member = None if source is None else source.digest
         kept = dataclasses.replace(content, id=record, values=values)

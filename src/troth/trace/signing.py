@@ -63,7 +63,7 @@ __all__ = [
     "resolve_key",
     "sign_next",
     "sign_record",
-    "signable_value",
+    "signable_values",
     "signed_again",
     "verify_envelope",
     "verify_listed_envelope",
@@ -269,16 +269,27 @@ def sign_next(
     )
 
 
-def signable_value(name: str, value: Any) -> bytes:
-    """The canonical JSON of value `name` of a record to sign: what a collector admits and an
-    export carries (an ASCII string always is); ValueError for any other (`TraceBatcher.add`
-    refuses it when queued, as signing would: review 74s, records3 1)."""
-    encoded = disclosure_value(value)
-    if not (type(value) is str and value.isascii()) and not is_canonical_value(encoded):
-        raise ValueError(
-            f"{name}: not a value an export can carry (I-JSON: no surrogate or "
-            f"noncharacter, at most {limits.MAX_JSON_DEPTH - 3} levels of nesting)"
-        )
+def signable_values(values: Mapping[str, Any], record: str | None = None) -> dict[str, bytes]:
+    """The canonical JSON of each value of a record to sign (record id `record`, if named):
+    what a collector admits and an export carries (an ASCII string always is), ValueError for
+    any other; TraceError OVER_LIMIT when together over MAX_TRACE_RECORD_DISCLOSURE_BYTES (its
+    proof would not fit a service answer: review 47b, limits 1). `TraceBatcher.add` refuses
+    when queued what signing would (review 74s, records3 1-2)."""
+    encoded: dict[str, bytes] = {}
+    total = 0
+    for name, value in values.items():
+        try:
+            encoded[name] = one = disclosure_value(value)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+        total += len(one)
+        if total > limits.MAX_TRACE_RECORD_DISCLOSURE_BYTES:
+            raise _over_disclosed(record)
+        if not (type(value) is str and value.isascii()) and not is_canonical_value(one):
+            raise ValueError(
+                f"{name}: not a value an export can carry (I-JSON: no surrogate or "
+                f"noncharacter, at most {limits.MAX_JSON_DEPTH - 3} levels of nesting)"
+            )
     return encoded
 
 
@@ -305,12 +316,7 @@ def sign_record(
     disclosures: dict[str, Disclosure] = {}
     digests: dict[str, bytes] = {}
     offset = 16
-    total = 0
-    for name, value in values.items():
-        encoded = signable_value(name, value)
-        total += len(encoded)
-        if total > limits.MAX_TRACE_RECORD_DISCLOSURE_BYTES:
-            raise _over_disclosed(content.id)
+    for name, encoded in signable_values(values, content.id).items():
         disclosure = Disclosure(entropy[offset : offset + 16], encoded)
         offset += 16
         disclosures[name] = disclosure
