@@ -2,10 +2,11 @@
 
 records3 1: `TraceBatcher.add` (the in-memory `TraceClient`'s queue) checked only that a value
 encodes as JSON, where signing also refuses a value an export cannot carry (nested past
-MAX_JSON_DEPTH - 3 levels, a noncharacter): `record()` returned as if recorded and the record
-failed only when its batch was signed (`Queued.error`, which a caller that fails closed on
-`record()` never reads), where the node's durable outbox, signing at `add`, refuses it at once
-(TraceError MALFORMED). Now `add` refuses what signing would (MALFORMED), nothing queued.
+MAX_JSON_DEPTH - 3 levels, a noncharacter) or one over MAX_TRACE_DISCLOSURE_BYTES: `record()`
+returned as if recorded and the record failed only when its batch was signed (`Queued.error`,
+which a caller that fails closed on `record()` never reads), where the node's durable outbox,
+signing at `add`, refuses it at once (TraceError MALFORMED). Now `add` refuses what signing
+would (MALFORMED), nothing queued.
 
 records3 2: the same for values together over MAX_TRACE_RECORD_DISCLOSURE_BYTES: `add` queued
 them, signing set the record aside (OVER_LIMIT) once sent. Now `add` refuses it, OVER_LIMIT.
@@ -25,10 +26,15 @@ from troth.trace import Kind, RecordContent, ToolCall
 from troth.trace.batcher import TraceBatcher
 
 
-@pytest.mark.parametrize("value", [nested(30), {"note": "\ufdd0"}], ids=["deep", "nonchar"])
+@pytest.mark.parametrize(
+    "value",
+    [nested(30), {"note": "\ufdd0"}, "a" * limits.MAX_TRACE_DISCLOSURE_BYTES],
+    ids=["deep", "nonchar", "over-256k"],
+)
 def test_the_batcher_refuses_at_add_what_signing_refuses(value: Any) -> None:
     """74s records3 1: a value 30 lists deep, or holding a noncharacter, is JSON that no
-    export carries: `TraceBatcher.add` queued it (the record failed only once sent); now
+    export carries; one over MAX_TRACE_DISCLOSURE_BYTES (its quotes beside its 256 KiB) no
+    disclosure holds: `TraceBatcher.add` queued it (the record failed only once sent); now
     TraceError MALFORMED at add, nothing queued, and the next record is queued."""
     batcher = TraceBatcher(Held().signer)
     batcher.set_head(None)

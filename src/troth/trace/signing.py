@@ -271,10 +271,11 @@ def sign_next(
 
 def signable_values(values: Mapping[str, Any], record: str | None = None) -> dict[str, bytes]:
     """The canonical JSON of each value of a record to sign (record id `record`, if named):
-    what a collector admits and an export carries (an ASCII string always is), ValueError for
-    any other; TraceError OVER_LIMIT when together over MAX_TRACE_RECORD_DISCLOSURE_BYTES (its
-    proof would not fit a service answer: review 47b, limits 1). `TraceBatcher.add` refuses
-    when queued what signing would (review 74s, records3 1-2)."""
+    what a collector admits and an export carries (an ASCII string always is), each within
+    MAX_TRACE_DISCLOSURE_BYTES, ValueError for any other; TraceError OVER_LIMIT when together
+    over MAX_TRACE_RECORD_DISCLOSURE_BYTES (its proof would not fit a service answer: review
+    47b, limits 1). `TraceBatcher.add` refuses when queued what signing would (review 74s,
+    records3 1-2)."""
     encoded: dict[str, bytes] = {}
     total = 0
     for name, value in values.items():
@@ -290,6 +291,9 @@ def signable_values(values: Mapping[str, Any], record: str | None = None) -> dic
                 f"{name}: not a value an export can carry (I-JSON: no surrogate or "
                 f"noncharacter, at most {limits.MAX_JSON_DEPTH - 3} levels of nesting)"
             )
+        if len(one) > limits.MAX_TRACE_DISCLOSURE_BYTES:  # what a `Disclosure` holds
+            bound = limits.MAX_TRACE_DISCLOSURE_BYTES
+            raise ValueError(f"{name}: a disclosed value is at most {bound}")
     return encoded
 
 
