@@ -39,7 +39,7 @@ from troth.channel.packets import PACKET_LIMIT
 from troth.clock import FixedClock
 from troth.crypto import KeyType
 from troth.encoding import cbor
-from troth.errors import TraceFailure
+from troth.errors import TraceError, TraceFailure
 from troth.identity import Identifier, Signer, new_identity, rotate_identity
 from troth.integrations.mcp.frames import McpFrame
 from troth.node.access import Decision, LocalCaller
@@ -126,16 +126,15 @@ def test_every_record_the_service_accepts_is_proved_within_the_answer_limit(
 def test_a_record_over_the_bound_is_refused_by_its_signer_and_the_collector(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Limits 1: one byte more is refused by the signer (TraceError OVER_LIMIT, the record set
-    aside, never sent) and, made by a signer that does not check, by the collector (refused
-    OVER_LIMIT, not appended)."""
+    """Limits 1: one byte more is refused by the signer (TraceError OVER_LIMIT, never queued:
+    refused by the batcher's `add`, review 74s, records3 2) and, made by a signer that does not
+    check, by the collector (refused OVER_LIMIT, not appended)."""
     _world, log, collector = _collector(tmp_path)
     signer = make_party(SoftwareVault(), now=T).signer
     each = limits.MAX_TRACE_RECORD_DISCLOSURE_BYTES // len(REDACTABLE) + 1
-    batcher, queued = _largest(NOW, signer, each)
-    assert batcher.next_batch(NOW) is None
-    assert queued.error is not None
-    assert queued.error.reason is TraceFailure.OVER_LIMIT
+    with pytest.raises(TraceError) as refused:
+        _largest(NOW, signer, each)
+    assert refused.value.reason is TraceFailure.OVER_LIMIT
     with monkeypatch.context() as patched:  # a signer that does not check
         patched.setattr(limits, "MAX_TRACE_RECORD_DISCLOSURE_BYTES", limits.MAX_SERVICE_MESSAGE)
         batcher, queued = _largest(NOW, signer, each)

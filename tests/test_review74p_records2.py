@@ -35,7 +35,7 @@ from tests.test_review74k_records import ALLOWED, NOW, POLICY, _Sink
 from troth.clock import FixedClock
 from troth.gates import Tool, ToolGate
 from troth.gates.engine import ToolCall as EngineCall
-from troth.gates.point import DecisionRecord
+from troth.gates.point import Caller, DecisionRecord, DecisionRecorder, LeaseProvider
 from troth.trace import Kind, RecordContent, ToolCall
 from troth.trace.adapters import TraceDecisionRecorder
 from troth.trace.disclosure import disclosure_value
@@ -77,17 +77,23 @@ class OffThread:
         return self._leased(record)
 
 
+def tag_gate(decisions: DecisionRecorder, leases: LeaseProvider) -> tuple[ToolGate, Caller]:
+    """A tool gate over tool `tag` (its decisions to `decisions`, its leases from `leases`)
+    and a caller it allows."""
+    world = make_world()
+    store = world.store(world.bundle(policies=POLICY, tools={**TOOLS, "tag": TAGS}))
+    tool = Tool("tag", TAGS, lambda order_id: order_id)
+    gate = ToolGate(world.point(store, decisions), [tool], clock=FixedClock(NOW), leases=leases)
+    return gate, world.credential(world.support_chain, world.support)
+
+
 def test_a_lease_taken_off_the_deciding_thread_links_to_its_own_call() -> None:
     """74p records2 1: two calls decided at once on two threads, each lease taken in
     `asyncio.to_thread`: each links to its own call's decision (the first linked to the
     second's: the thread running the lease had recorded none, and read any thread's last)."""
     decisions = TraceDecisionRecorder(_Sink())
     leases = OffThread(decisions)
-    world = make_world()
-    store = world.store(world.bundle(policies=POLICY, tools={**TOOLS, "tag": TAGS}))
-    tool = Tool("tag", TAGS, lambda order_id: order_id)
-    gate = ToolGate(world.point(store, decisions), [tool], clock=FixedClock(NOW), leases=leases)
-    caller = world.credential(world.support_chain, world.support)
+    gate, caller = tag_gate(decisions, leases)
     thread = threading.Thread(target=gate.invoke, args=(caller, "tag", {"order_id": "first"}))
     thread.start()
     assert leases.first_decided.wait(5)

@@ -47,8 +47,14 @@ from troth import limits
 from troth.crypto import sha256
 from troth.errors import TraceError, TraceFailure
 from troth.identity import Identifier, Signer
-from troth.trace.record import disclosure_value, new_record_id
-from troth.trace.signing import KeyEpoch, RecordContent, resolve_key, sign_record
+from troth.trace.record import new_record_id
+from troth.trace.signing import (
+    KeyEpoch,
+    RecordContent,
+    resolve_key,
+    sign_record,
+    signable_values,
+)
 from troth.trace.submit import (
     Head,
     Receipts,
@@ -298,13 +304,15 @@ class TraceBatcher:
     ) -> Queued:
         """Queue a record made at `now` (on behalf of member `source`, if any); TraceError
         OVER_LIMIT when the queue, or that member's share of it, is full, MALFORMED for a
-        redactable value that is not JSON."""
-        values: dict[str, Any] = {}
-        for name, value in content.values.items():
-            try:  # kept as queued: signed when sent, whatever the caller changes meanwhile
-                values[name] = json.loads(disclosure_value(value))  # (review 74k, records 3)
-            except (ValueError, RecursionError) as exc:
-                raise TraceError(_F.MALFORMED, f"{name}: {exc}") from None
+        redactable value signing refuses (no JSON, or none an export carries), OVER_LIMIT for
+        values together over MAX_TRACE_RECORD_DISCLOSURE_BYTES, as signing does."""
+        try:  # refused here what signing would refuse (review 74s, records3 1-2)
+            encoded = signable_values(content.values, content.id)
+        except ValueError as exc:
+            raise TraceError(_F.MALFORMED, str(exc)) from None
+        # kept as queued: signed when sent, whatever the caller changes meanwhile (review 74k,
+        # records 3)
+        values = {name: json.loads(value) for name, value in encoded.items()}
         record = content.id or new_record_id(now, self._random(16))
         member = None if source is None else source.digest
         kept = dataclasses.replace(content, id=record, values=values)

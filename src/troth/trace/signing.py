@@ -63,6 +63,7 @@ __all__ = [
     "resolve_key",
     "sign_next",
     "sign_record",
+    "signable_values",
     "signed_again",
     "verify_envelope",
     "verify_listed_envelope",
@@ -268,6 +269,34 @@ def sign_next(
     )
 
 
+def signable_values(values: Mapping[str, Any], record: str | None = None) -> dict[str, bytes]:
+    """The canonical JSON of each value of a record to sign (record id `record`, if named):
+    what a collector admits and an export carries (an ASCII string always is), each within
+    MAX_TRACE_DISCLOSURE_BYTES, ValueError for any other; TraceError OVER_LIMIT when together
+    over MAX_TRACE_RECORD_DISCLOSURE_BYTES (its proof would not fit a service answer: review
+    47b, limits 1). `TraceBatcher.add` refuses when queued what signing would (review 74s,
+    records3 1-2)."""
+    encoded: dict[str, bytes] = {}
+    total = 0
+    for name, value in values.items():
+        try:
+            encoded[name] = one = disclosure_value(value)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+        total += len(one)
+        if total > limits.MAX_TRACE_RECORD_DISCLOSURE_BYTES:
+            raise _over_disclosed(record)
+        if not (type(value) is str and value.isascii()) and not is_canonical_value(one):
+            raise ValueError(
+                f"{name}: not a value an export can carry (I-JSON: no surrogate or "
+                f"noncharacter, at most {limits.MAX_JSON_DEPTH - 3} levels of nesting)"
+            )
+        if len(one) > limits.MAX_TRACE_DISCLOSURE_BYTES:  # what a `Disclosure` holds
+            bound = limits.MAX_TRACE_DISCLOSURE_BYTES
+            raise ValueError(f"{name}: a disclosed value is at most {bound}")
+    return encoded
+
+
 def sign_record(
     signer: Signer,
     content: RecordContent,
@@ -291,18 +320,7 @@ def sign_record(
     disclosures: dict[str, Disclosure] = {}
     digests: dict[str, bytes] = {}
     offset = 16
-    total = 0
-    for name, value in values.items():
-        encoded = disclosure_value(value)
-        total += len(encoded)
-        if total > limits.MAX_TRACE_RECORD_DISCLOSURE_BYTES:
-            raise _over_disclosed(content.id)
-        # what a collector admits and an export carries (an ASCII string always is)
-        if not (type(value) is str and value.isascii()) and not is_canonical_value(encoded):
-            raise ValueError(
-                f"{name}: not a value an export can carry (I-JSON: no surrogate or "
-                f"noncharacter, at most {limits.MAX_JSON_DEPTH - 3} levels of nesting)"
-            )
+    for name, encoded in signable_values(values, content.id).items():
         disclosure = Disclosure(entropy[offset : offset + 16], encoded)
         offset += 16
         disclosures[name] = disclosure
