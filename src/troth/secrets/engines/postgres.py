@@ -292,7 +292,7 @@ class PostgresEngine:
             self._strip(settings, ref, upstream)  # still LOGIN: nothing to log in to (71b)
             raise
         with self._admin(settings, settings["dbname"], upstream, "revoke role") as conn:
-            _take_shared(conn, ref)
+            _take_shared(conn, ref, self.lease_roles, settings["terminate_wait_ms"])
             # its sessions ended and no new one: it makes nothing more (a grant another role
             # makes it later fails DROP ROLE below, and the retry finds that database)
             elsewhere = _databases_of(conn, ref) - set(_databases(settings))
@@ -349,7 +349,7 @@ class PostgresEngine:
         7). As far as it goes: the revocation fails and is retried."""
         try:
             with self._admin(settings, settings["dbname"], upstream, "revoke role") as conn:
-                _take_shared(conn, role)
+                _take_shared(conn, role, self.lease_roles, settings["terminate_wait_ms"])
         except SecretError:
             pass
         for database in _databases(settings):
@@ -766,15 +766,18 @@ def _short_wait(conn: Any, statement: Any, wait_ms: int | None = None) -> None:
         conn.execute(statement)
 
 
-def _take_shared(conn: Any, role: str) -> None:
+def _take_shared(conn: Any, role: str, leases: str, wait_ms: int) -> None:
     """REVOKE `role`'s memberships (a role made by an older release is a member of its
-    templates) and its privileges in the shared catalogs."""
+    templates), the memberships in it, ending lease members' sessions (`locks.revoke_members`:
+    review 74u, pgwatch8 2), and its privileges in the shared catalogs."""
     from psycopg import sql
 
     for group in sorted(_memberships(conn, role)):
         conn.execute(
             sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(group), sql.Identifier(role))
         )
+    for member in locks.revoke_members(conn, role, leases):
+        _end_sessions(conn, member, wait_ms)
     grants.apply(conn, "REVOKE", role, grants.held(conn, role, shared=True))
 
 

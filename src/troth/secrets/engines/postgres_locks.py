@@ -25,6 +25,7 @@ __all__ = [
     "ROLE_LOCKERS",
     "end_lock_holders",
     "lock_holders",
+    "revoke_members",
     "roll_back_prepared",
     "terminate",
     "unlink_large_objects",
@@ -170,6 +171,36 @@ def _revoke_membership(conn: Any, owner: Any) -> None:
         conn.execute(sql.SQL("REVOKE {} FROM CURRENT_USER").format(owner))
     except (psycopg.errors.UndefinedObject, psycopg.errors.InsufficientPrivilege):
         return
+
+
+_MEMBERS: Final = (
+    "SELECT m.rolname, m.rolname::text ~ %s FROM pg_auth_members a"
+    " JOIN pg_roles g ON g.oid = a.roleid JOIN pg_roles m ON m.oid = a.member"
+    " WHERE g.rolname = %s ORDER BY 1"
+)
+
+
+def revoke_members(conn: Any, role: str, leases: str) -> list[str]:
+    """REVOKE every membership in `role`; the members that are lease roles (`leases`), whose
+    sessions the caller ends: on PostgreSQL 14 and older a role grants membership in itself
+    from its own session, and a lease granting its role to another lease's had that one's
+    session `SET ROLE` to it, which outlives the membership, the NOLOGIN and the end of the
+    role's own sessions (pg_stat_activity names the session's user only), and act as the
+    revoked role to the end: a transaction it prepared as the role after the revocation's last
+    look for them (just before `DROP ROLE`, which allows it) was left owned by no role for
+    good, the lease reported REVOKED (review 74u, pgwatch8 2). Called once the role is NOLOGIN
+    (it grants no membership again). Another role's session (an application's) that set its
+    role so is left (its holder's data)."""
+    from psycopg import sql
+
+    ended = []
+    for member, lease in conn.execute(_MEMBERS, (leases, role)).fetchall():
+        conn.execute(
+            sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(role), sql.Identifier(member))
+        )
+        if lease:
+            ended.append(member)
+    return ended
 
 
 LOCK_HOLDERS: Final = (
