@@ -49,3 +49,18 @@ def test_a_strict_tables_any_column_keeps_blobs_as_troths_blob(tmp_path: Path) -
         "config TEXT NOT NULL, sealed ANY NOT NULL, updated_at INTEGER NOT NULL) STRICT"
     )
     assert planted_at(edited_node_db(tmp_path, strict)) == []
+
+
+def test_an_order_is_compared_with_the_shapes_holding_the_same_keys(tmp_path: Path) -> None:
+    """74t blind2 5: the columns' order is compared only with troth's shapes of the table with
+    the copy's keys (74l planted8 1): a copy's `secret_leases` keyed by `locator` as today but
+    with `handle` first (the order of the earliest layout, keyed by `handle`) is refused;
+    compared with every shape (the filter by keys dropped), it passed."""
+    swapped = _LEASES.replace(
+        "locator INTEGER PRIMARY KEY, handle BLOB NOT NULL,",
+        "handle BLOB NOT NULL, locator INTEGER PRIMARY KEY,",
+    )
+    assert swapped != _LEASES
+    assert planted_at(edited_node_db(tmp_path, swapped)) == [
+        "table 'secret_leases' (its columns not in troth's order)"
+    ]
