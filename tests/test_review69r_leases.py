@@ -67,6 +67,7 @@ from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` a
     login,
     now,
     orders,
+    prepare_write,
     setup,
     world,
 )
@@ -175,10 +176,7 @@ def test_a_leases_prepared_transaction_dies_with_its_revocation(
     agent = world.credential_a()
     issued = broker.issue(agent, SECRET, scope=["orders:write"], now=now())
     gid = f"write_{uuid.uuid4().hex[:8]}"
-    with login(orders, issued.credential.reveal()) as session:
-        session.execute("BEGIN")
-        session.execute("INSERT INTO orders VALUES (9999, 1)")
-        session.execute(f"PREPARE TRANSACTION '{gid}'")
+    prepare_write(orders, issued.credential.reveal(), gid)
     try:
         assert broker.revoke(agent, issued.lease_id, now=now()).state is LeaseState.REVOKED
         with orders.server.connect(dbname=orders.dbname) as admin:

@@ -40,9 +40,9 @@ from tests.test_review74b_pgwatch4 import _GID, _Before, interrupted
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
     SECRET,
     OrdersDb,
-    login,
     now,
     orders,
+    prepare_write,
     setup,
     world,
 )
@@ -130,10 +130,7 @@ def test_a_busy_transaction_prepared_again_is_not_left_by_the_revocation(
     agent = world.credential_a()
     issued = broker.issue(agent, SECRET, scope=["orders:write"], now=now())
     gid = f"busy_{uuid.uuid4().hex[:8]}"
-    with login(orders, issued.credential.reveal()) as session:
-        session.execute("BEGIN")
-        session.execute("INSERT INTO orders VALUES (9999, 1)")
-        session.execute(f"PREPARE TRANSACTION '{gid}'")
+    prepare_write(orders, issued.credential.reveal(), gid)
     try:
         with monkeypatch.context() as patched:
             patched.setattr(psycopg.Connection, "execute", _busy(gid))

@@ -118,6 +118,15 @@ def login(orders: OrdersDb, credential: dict[str, Any]) -> Any:
     )
 
 
+def prepare_write(orders: OrdersDb, credential: dict[str, Any], gid: str) -> None:
+    """The lease logged in with `credential` writes (9999, 1) into orders in a transaction it
+    prepares as `gid` (left prepared: the revocation must end it)."""
+    with login(orders, credential) as session:
+        session.execute("BEGIN")
+        session.execute("INSERT INTO orders VALUES (9999, 1)")
+        session.execute(f"PREPARE TRANSACTION '{gid}'")
+
+
 def assert_session_ended(session: Any) -> None:
     import psycopg
 
