@@ -83,5 +83,6 @@ def test_python_calls_per_record_after_another_writers_commit_stay_counted() -> 
     # `check_not_backdated`), the only difference; two more a record fail this. Counted through
     # pstats' rows, which keep one dataclass `__init__` of all, so the log's `_Head` (one a
     # record) was in the sum in some runs only: 146.10 or 147.10, and <= 147 failed in those
-    # (review 72g, perf 1); 147.12 with each counted
+    # (review 72g, perf 1); 147.12 with each counted; 148.13 with `signable_values` (review
+    # 74s: one call a record; its first form, with two more `len` and an `items()`, failed this)
     assert 140 <= calls <= 148.5, calls
