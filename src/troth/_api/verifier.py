@@ -34,6 +34,7 @@ from troth.errors import (
 from troth.identity import Identifier, SeenSignatures, VerifiedIdentity, verify_history
 from troth.kinds import got as _got
 from troth.node.trust import CREDENTIAL_SKEW, FEED_STALENESS
+from troth.node.verify import check_stored_copies
 
 __all__ = [
     "CaveatCheck",
@@ -142,7 +143,11 @@ class Verifier:
         first). With no `context` such a chain is refused (`CAVEAT_UNEVALUATED`: deny when in
         doubt) unless `unevaluated_caveats=True`, which returns it with its `caveats`
         unevaluated for the caller to enforce (troth.gates; or refuse any chain that has
-        one, as a `Service` rule does); passing both is an ArgumentError."""
+        one, as a `Service` rule does); passing both is an ArgumentError. With a `Node` among
+        the feed sources, each issuer history the chain carries (and an `Identity`
+        presenter's) is judged by the node's stored copies too: one older than or forking from
+        the node's copy is ISSUER_INVALID (WRONG_SUBJECT for the presenter's), as the node
+        decides (review 75f, delegation 2)."""
         check_chain("Verifier.verify", "chain", chain)
         check_peer("Verifier.verify", "presenter", presenter, names=False)
         if type(unevaluated_caveats) is not bool:
@@ -164,6 +169,10 @@ class Verifier:
             presenter, feeds, now, self._verifier.policy.max_feed_staleness, self._seen
         )
         verified = self._verifier.verify(data, presenter=shown, feeds=feeds, now=now)
+        for source in self._sources:  # a node's stored copies judge the histories too
+            if isinstance(source, Node):  # (review 75f, delegation 2)
+                held = None if isinstance(shown, Identifier) else shown
+                check_stored_copies(source._stored, verified, held)
         if any(link.caveats for link in verified.links) and not unevaluated_caveats:
             refusal = check_caveats(verified, extra).refusal()
             if refusal is not None:

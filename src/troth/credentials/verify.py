@@ -196,6 +196,9 @@ class VerifiedCredential:
     chain: bytes = field(repr=False)
     issuers: tuple[VerifiedIdentity, ...] = field(repr=False, compare=False)
     presenter: VerifiedIdentity | None = field(repr=False, compare=False)
+    keys_valid_until: int = field(repr=False, compare=False)
+    """The last second every issuer's current key is valid (what a holder re-checks: review
+    75f, delegation 1)."""
     _token: object = field(init=False, repr=False, compare=False)  # not passed on by replace()
 
     def __init__(
@@ -210,6 +213,7 @@ class VerifiedCredential:
         chain: bytes,
         issuers: tuple[VerifiedIdentity, ...],
         presenter: VerifiedIdentity | None,
+        keys_valid_until: int = 0,
         _token: object = None,
     ) -> None:
         if _token is not _VERIFIED:
@@ -230,6 +234,7 @@ class VerifiedCredential:
         _set_credential_chain(self, chain)
         _set_credential_issuers(self, issuers)
         _set_credential_presenter(self, presenter)
+        _set_credential_keys_valid_until(self, keys_valid_until)
         _set_credential_token(self, _token)
 
     def current_in(self, feed: VerifiedFeed) -> None:
@@ -297,6 +302,7 @@ def _presented_by(
         credential.chain,
         credential.issuers,
         presenter,
+        credential.keys_valid_until,
         _VERIFIED,
     )
 
@@ -312,6 +318,7 @@ def _presented_by(
     _set_credential_chain,
     _set_credential_issuers,
     _set_credential_presenter,
+    _set_credential_keys_valid_until,
     _set_credential_token,
 ) = (vars(VerifiedCredential)[name].__set__ for name in VerifiedCredential.__slots__)
 
@@ -653,6 +660,7 @@ class ChainVerifier:
 
         last = links[-1]
         used = tuple(identities[link.issuer.digest] for link in links)
+        keys_valid_until = min(i.current.body.valid_until for i in used)
         result = VerifiedCredential(
             actor=last.subject,
             authority=links[0].issuer,
@@ -664,14 +672,10 @@ class ChainVerifier:
             chain=data,
             issuers=used,
             presenter=None,
+            keys_valid_until=keys_valid_until,
             _token=_VERIFIED,
         )
-        return _Checked(
-            result,
-            used,
-            min(i.current.body.valid_until for i in used),
-            now,
-        )
+        return _Checked(result, used, keys_valid_until, now)
 
     def _check_link(
         self,

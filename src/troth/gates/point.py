@@ -233,10 +233,15 @@ class _FeedChecks:
 
 
 def _check_window(credential: VerifiedCredential, now: int, skew: int) -> None:
+    """The credential's window, and its issuers' keys, as `ChainVerifier.verify` checks them
+    (review 75f, delegation 1: a held credential was allowed once a delegator's primary key
+    had expired, its chain refused everywhere else)."""
     if now < credential.not_before - skew:
         raise CredentialError(CredentialFailure.NOT_YET_VALID)
     if now >= credential.expires_at + skew:
         raise CredentialError(CredentialFailure.EXPIRED)
+    if now > credential.keys_valid_until:
+        raise CredentialError(CredentialFailure.ISSUER_INVALID, "an issuer's current key expired")
 
 
 def _check_current(

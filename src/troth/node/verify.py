@@ -59,6 +59,7 @@ __all__ = [
     "Sources",
     "authority_pages",
     "chain_file",
+    "check_stored_copies",
     "named_file_hint",
     "read_feed_file",
     "select_feeds",
@@ -353,6 +354,29 @@ def _issuer_check(node: Node) -> Callable[[VerifiedIdentity, Identifier], None]:
         with_standing(node.identities.check_known, identity, binds)
 
     return check
+
+
+def check_stored_copies(
+    node: Node, verified: VerifiedCredential, presenter: VerifiedIdentity | None = None
+) -> None:
+    """Raise CredentialError unless each issuer history `verified` carries (ISSUER_INVALID, with
+    the link) and the presenter's history shown (WRONG_SUBJECT) passes `node`'s stored copy as
+    `verify_chain` with the node's store judges them (`_issuer_check`): a `troth.Verifier` fed
+    by the node judged them by the feeds alone, and took a delegation signed under a
+    delegator's history older than the copy the node stored since, which the node's decisions
+    and `troth credential verify` refuse (review 75f, delegation 2: a delegate is no member,
+    so no feed names its rotation)."""
+    check = _issuer_check(node)
+    for index, issuer in enumerate(verified.issuers):
+        try:
+            check(issuer, verified.authority)
+        except IdentityError as exc:
+            raise CredentialError(_F.ISSUER_INVALID, str(exc), index) from None
+    if presenter is not None:
+        try:
+            check(presenter, verified.authority)
+        except IdentityError as exc:
+            raise CredentialError(_F.WRONG_SUBJECT, f"the presenter's history: {exc}") from None
 
 
 def _binds(node: Node, issuer: VerifiedIdentity, root: Identifier) -> Binds | None:
