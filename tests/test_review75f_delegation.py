@@ -10,62 +10,13 @@ import pytest
 
 import troth
 from tests.support.cli import run_json
-from tests.support.gates import SUPPORT, GatesWorld, T
-from tests.support.parties import make_party, verified_feed
+from tests.support.gates import T, make_world
 from troth.clock import FixedClock
-from troth.credentials import (
-    Attributes,
-    ChainVerifier,
-    CredentialChain,
-    TrustPolicy,
-    delegate,
-    issue_credential,
-)
 from troth.errors import CredentialError, CredentialFailure
 from troth.gates import ToolCall
-from troth.vault import SoftwareVault
 
 DAY = 86_400
 LOOKUP = ToolCall("lookup_order", {"order_id": "o1"})
-
-
-def _short_lived_delegator() -> GatesWorld:
-    """The support agent's primary key is valid 2 days (its signing key 90): it delegates read
-    access to the sub-agent for 7 days, signed with that signing key."""
-    vault = SoftwareVault()
-    authority, admin = make_party(vault, now=T), make_party(vault, now=T)
-    support = make_party(vault, now=T, valid_for=2 * DAY)
-    sub = make_party(vault, now=T)
-    issued = issue_credential(
-        authority.signer,
-        subject=support.identifier,
-        attributes=SUPPORT,
-        now=T,
-        ttl=30 * DAY,
-        depth=3,
-    )
-    support_chain = CredentialChain((issued,), (authority.identity.history,))
-    sub_chain = delegate(
-        support.signer,
-        support_chain,
-        subject=sub.identifier,
-        attributes=Attributes({"orders.access": "read"}),
-        now=T,
-        ttl=7 * DAY,
-        purpose="answer complaint 123",
-    )
-    return GatesWorld(
-        vault,
-        authority,
-        admin,
-        support,
-        sub,
-        b"",
-        support_chain.encode(),
-        sub_chain.encode(),
-        ChainVerifier(TrustPolicy(frozenset({authority.identifier}))),
-        verified_feed(authority, now=T),
-    )
 
 
 def test_a_held_credential_whose_issuer_key_expired_is_denied_as_the_verifier_refuses_it() -> None:
@@ -76,7 +27,7 @@ def test_a_held_credential_whose_issuer_key_expired_is_denied_as_the_verifier_re
     by default, is not bounded by it), `ChainVerifier.verify` refuses the chain
     (`ISSUER_INVALID`, "an issuer's current key has expired") while the decision point holding
     the credential verified before still allowed its tool calls."""
-    world = _short_lived_delegator()
+    world = make_world(support_valid_for=2 * DAY)  # its signing key: 90 days
     held = world.credential(world.sub_chain, world.sub)  # verified at T + 10
     later = T + 3 * DAY
     world.refresh_feed(later)

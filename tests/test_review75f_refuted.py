@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.support.gates import T, make_world, rotate
+from tests.support.gates import T, make_world, rotate, superseding
 from tests.support.parties import Party, hand_link, make_party, verified_feed
 from troth._api.verifier import caveat_context, check_caveats
 from troth.credentials import (
@@ -215,8 +215,6 @@ def test_a_pre_rotation_key_signs_nothing_the_decision_point_takes() -> None:
     with pytest.raises(CredentialError) as caught:
         world.credential(newer.encode(), world.sub, now=T + 200)
     assert caught.value.reason is F.ATTESTATION_INVALID, caught.value
-    from tests.support.gates import superseding
-
     world.feed = superseding(world.authority, rotated, world.authority, T + 200)
     with pytest.raises(CredentialError) as old:
         world.credential(world.sub_chain, world.sub, now=T + 200)

@@ -160,11 +160,17 @@ class GatesWorld:
         return DecisionPoint(store, self.held_feed, recorder=recorder)
 
 
-def make_world(*, sub_caveats: tuple[str, ...] = ()) -> GatesWorld:
+def make_world(
+    *, sub_caveats: tuple[str, ...] = (), support_valid_for: int | None = None
+) -> GatesWorld:
     """The authority issues the admin and the support agent their credentials; the support
-    agent delegates read access to the sub-agent (with `sub_caveats`)."""
+    agent delegates read access to the sub-agent (with `sub_caveats`) for 7 days. The support
+    agent's primary key is valid `support_valid_for` seconds when given (its signing key 90
+    days)."""
     vault = SoftwareVault()
     authority, admin, support, sub = (make_party(vault, now=T) for _ in range(4))
+    if support_valid_for is not None:
+        support = make_party(vault, now=T, valid_for=support_valid_for)
 
     def member(party: Party, attributes: Attributes) -> CredentialChain:
         credential = issue_credential(
