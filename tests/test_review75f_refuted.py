@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.support.feeds import entries, pages
 from tests.support.gates import T, make_world, rotate, superseding
 from tests.support.parties import Party, hand_link, make_party, verified_feed
 from troth._api.verifier import caveat_context, check_caveats
@@ -21,6 +22,7 @@ from troth.credentials import (
     VerifiedFeed,
     delegate,
     issue_credential,
+    verify_page,
 )
 from troth.errors import CredentialError, CredentialFailure
 from troth.gates import ToolCall
@@ -173,14 +175,21 @@ def test_time_edges_use_the_skew_once(world: World) -> None:
 
 def test_a_revocation_the_node_has_not_synced_refuses_once_its_feed_is_stale(world: World) -> None:
     """Tried: bob's link revoked in a page the verifier's copy lacks. Within the staleness
-    (docs/credentials.md, "Revocation is real": at most 5 minutes) the held copy decides; past
-    it the chain is refused (STALE_FEED), and a copy holding the entry refuses at once."""
+        (docs/credentials.md, "Revocation is real": at most 5 minutes) the held copy decides; past
+        it the chain is refused (STALE_FEED), as it is with a sync that stopped before the page
+    holding the entry (the feed's signed length says entries are missing), and a copy holding the
+    entry refuses at once."""
     chain = world.to_bob()
     link = chain.credentials[1].hash
     assert world.verify(chain, world.bob, now=T + 10).actor == world.bob.identifier
     refused(world, chain, world.bob, F.STALE_FEED, now=T + 301, feeds=world.feeds())
     revoked = world.feeds((int(RevocationKind.CREDENTIAL), link))
     refused(world, chain, world.bob, F.REVOKED, feeds=revoked)
+    # a sync that took the first page only (the revocation on the second) is incomplete
+    made = entries(world.authority, [(1, b"\x01" * 32), (1, link)], at=T)
+    first = pages(world.authority, made, now=T, per_page=1)[0]
+    part = verify_page(first, authority=world.authority.identifier, now=T)
+    refused(world, chain, world.bob, F.STALE_FEED, feeds={world.authority.identifier: part})
 
 
 def test_another_authoritys_credential_does_not_meet_a_pinned_rule(world: World) -> None:
