@@ -69,3 +69,36 @@ def test_an_export_or_bundle_says_which_chains_it_did_not_check(tmp_path: Path) 
     bundle = prove(log, export_lines(log)[0]["record"]["id"])
     assert verify_bundle(bundle_text(bundle).encode()).to_json()["chains_elsewhere"] == 1
     log.close()
+
+
+@pytest.mark.parametrize(
+    ("committed", "shown"),
+    [
+        ('"amount": 20', '"amount": 20.000000000000001'),  # digits past a double's
+        ('"fee": 0', '"fee": 1e-400'),  # a nonzero number that reads as 0
+    ],
+)
+def test_an_export_line_showing_another_number_than_its_disclosure_committed_is_refused(
+    tmp_path: Path, committed: str, shown: str
+) -> None:
+    """75e traceverify 3: an export line's disclosed value is read as JSON and its canonical
+    form (RFC 8785) opened against the record's commitment; a number the line spells with
+    digits past a double's precision, or a nonzero one that underflows to 0, reads as the
+    double committed to, so a line showing an amount of 20.000000000000001 (or a fee of
+    1e-400) where the agent committed to 20 (or 0) verified, what a reader keeping the
+    number's digits (jq 1.7) shows not what was signed. Refused now (malformed): a line's
+    numbers are the doubles they spell (troth writes each as the shortest that reads back)."""
+    clock = FixedClock(NOW)
+    log = open_log(tmp_path / "log.db", clock)
+    recorder(log, Held(), clock).record(tool_call(args={"amount": 20, "fee": 0}))
+    log.checkpoint()
+    (line,) = export_lines(log)
+    log.close()
+    text = json.dumps(line)
+    assert verify_export([text.encode()]).records == 1
+    assert committed in text
+    with pytest.raises(TraceError) as caught:
+        verify_export([text.replace(committed, shown).encode()])
+    assert caught.value.reason is TraceFailure.MALFORMED
+    assert "line 1: " in caught.value.detail  # no index read: the line named by its number
+    assert "not the double" in caught.value.detail
