@@ -3,7 +3,9 @@ passing tests. Each docstring says what was tried."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +16,7 @@ from troth.trace.checkpoint import sign_checkpoint
 from troth.trace.export import verify_export
 from troth.trace.merkle import EMPTY_ROOT
 from troth.trace.signing import resolve_key
+from troth.trace.verify import LogVerifier, log_material, verify_records
 
 _F = TraceFailure
 
@@ -110,3 +113,33 @@ def test_a_line_against_a_checkpoint_of_no_records_or_one_too_few_is_refused(
     for checkpoint, proof in ((empty, []), (two[0]["checkpoint"], two[0]["proof"][:-1])):
         line = {**two[0], "checkpoint": checkpoint, "proof": proof}
         assert _refused([json.dumps(line).encode()]).reason is _F.PROOF_INVALID
+
+
+def test_a_log_filing_another_attestation_under_a_records_keyid_is_refused(
+    tmp_path: Path,
+) -> None:
+    """Tried: a crafted trace.db filing under a record's keyid another attestation of its agent
+    (`verify_log` reads the keyid -> attestation rows as filed, never hashing them, where an
+    export line's attestation must hash to the keyid): the agent's two keys (before and after
+    a rotation) swapped, so the old key's record is judged by the new key's attestation and
+    the other way round. Each names another key, whose signature it is not: bad signature at
+    the first record. No honest node attests one key twice (a fresh key per attestation:
+    `IdentityService._purpose_key`), so no other attestation of the same key exists."""
+    clock, agent = FixedClock(NOW), Held()
+    log = open_log(tmp_path / "log.db", clock)
+    recorder(log, agent, clock).record(tool_call("before"))
+    agent.rotate(NOW + 10)
+    later = FixedClock(NOW + 20)
+    recorder(log, agent, later).record(tool_call("after"))
+    material = log_material(log)
+    keyids = [json.loads(entry.envelope)["signatures"][0]["keyid"] for entry in log.stored()]
+    assert len(set(keyids)) == 2
+    old, new = keyids
+    swapped = {**material.attestations}
+    swapped[old], swapped[new] = material.attestations[new], material.attestations[old]
+    assert verify_records(LogVerifier(material), log.stored(), None).size == 2
+    crafted = dataclasses.replace(material, attestations=swapped)
+    with pytest.raises(TraceError) as caught:
+        verify_records(LogVerifier(crafted), log.stored(), None)
+    assert (caught.value.reason, caught.value.index) == (_F.BAD_SIGNATURE, 0)
+    log.close()
