@@ -18,8 +18,10 @@ from tests.support.traces import (
     recorder,
     tool_call,
 )
+from troth.cli.trace_cmds import _verdict_text
 from troth.clock import FixedClock
 from troth.errors import TraceError, TraceFailure
+from troth.node.trace_checks import TraceVerdict
 from troth.trace import Authority, Kind, RecordContent
 from troth.trace.export import bundle_text, prove, verify_bundle, verify_export
 from troth.trace.signing import sign_record
@@ -65,7 +67,11 @@ def test_an_export_or_bundle_says_which_chains_it_did_not_check(tmp_path: Path) 
     log.checkpoint()
     assert verify_log(log).to_json()["chains_elsewhere"] == 1
     lines = [json.dumps(line).encode() for line in export_lines(log)]
-    assert verify_export(lines).to_json()["chains_elsewhere"] == 1
+    report = verify_export(lines)
+    assert report.to_json()["chains_elsewhere"] == 1
+    verdict = TraceVerdict(report, None, False, (), None, False, False)
+    said = _verdict_text(verdict, verdict.to_json(), True)  # `troth trace verify --file`
+    assert "1 record(s) name a delegation chain kept elsewhere than the log: not checked" in said
     bundle = prove(log, export_lines(log)[0]["record"]["id"])
     assert verify_bundle(bundle_text(bundle).encode()).to_json()["chains_elsewhere"] == 1
     log.close()
