@@ -3,6 +3,7 @@ passing tests. Each docstring says what was tried."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 from pathlib import Path
@@ -143,3 +144,23 @@ def test_a_log_filing_another_attestation_under_a_records_keyid_is_refused(
         verify_records(LogVerifier(crafted), log.stored(), None)
     assert (caught.value.reason, caught.value.index) == (_F.BAD_SIGNATURE, 0)
     log.close()
+
+
+@pytest.mark.parametrize(
+    "history",
+    [
+        b"\x9b" + b"\xff" * 8,  # an array of 2**64 - 1 items, none following
+        b"\x5b" + b"\xff" * 8,  # a byte string of 2**64 - 1 bytes
+        b"\x81" * 40_000 + b"\x00",  # nested 40,000 deep
+    ],
+)
+def test_a_line_whose_history_lies_about_what_follows_is_refused(
+    two_logs: tuple[Held, list[dict[str, object]], list[dict[str, object]]], history: bytes
+) -> None:
+    """Tried: an export line whose signer history (CBOR) holds a count lying about what follows
+    (an array or byte string of 2**64 - 1) or nests past any limit: refused as the signer's
+    (SIGNER_INVALID at the line's record), read no further than its bytes."""
+    _, lines, _ = two_logs
+    signer = {**lines[0]["signer"], "history": base64.b64encode(history).decode()}  # type: ignore[dict-item]
+    fault = _refused([json.dumps({**lines[0], "signer": signer}).encode()])
+    assert (fault.reason, fault.index) == (_F.SIGNER_INVALID, 0)
