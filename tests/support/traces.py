@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -41,6 +42,7 @@ from troth.trace import (
     TraceRecorder,
     open_node_log,
 )
+from troth.trace.checkpoint import sign_checkpoint
 from troth.trace.collect import TraceCollector
 from troth.trace.export import (
     ExportReport,
@@ -49,7 +51,9 @@ from troth.trace.export import (
     verify_bundle,
     verify_export,
 )
+from troth.trace.merkle import MemoryTree, leaf_hash
 from troth.trace.outbox import TraceOutbox
+from troth.trace.signing import resolve_key
 from troth.trace.submit import Status, Submission, SubmitResult
 from troth.trace.verify import verify_log
 from troth.vault import KeyPurpose, SoftwareVault
@@ -202,6 +206,30 @@ def verify_export_on(identities: IdentityService, export: str) -> ExportReport:
         checkpoints=identities.attested_by_store,
         rows=identities.window_around,
     )
+
+
+def export_lines(log: TraceLog) -> list[dict[str, Any]]:
+    """The lines of `log`'s JSONL export, parsed."""
+    out = io.StringIO()
+    export_jsonl(log, out)
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def re_signed(lines: list[dict[str, Any]], owner: Held, time: int) -> list[bytes]:
+    """`lines` (an export's, parsed) as the lines of a log holding their envelopes in this
+    order, its checkpoint signed at `time` by the log's key (`owner`: a collector that signs
+    whatever order it likes): each line's index, proof and checkpoint made anew."""
+    tree = MemoryTree([leaf_hash(line["envelope"].encode()) for line in lines])
+    signer = owner.signer(time)
+    epoch = resolve_key(owner.identity, signer.attestation)
+    note = sign_checkpoint(signer, epoch, len(lines), tree.root(), time).note.decode()
+    return [
+        json.dumps(
+            {**line, "index": i, "checkpoint": note, "proof": tree.inclusion_proof(i)},
+            default=bytes.hex,
+        ).encode()
+        for i, line in enumerate(lines)
+    ]
 
 
 def hub_log_exports_verified(hub: Any) -> bool:

@@ -263,6 +263,12 @@ def _verdict_text(verdict: TraceVerdict, data_out: dict[str, Any], of_file: bool
             f"; the file holds {held} of the {newest['size']} record(s) its checkpoint covers"
             " (the others left out: not verified)"
         )
+    elsewhere = data_out.get("chains_elsewhere")
+    if type(elsewhere) is int and elsewhere:  # said, not only counted (75e, traceverify 2)
+        text += (
+            f"; {elsewhere} record(s) name a delegation chain kept elsewhere than the log:"
+            " not checked"
+        )
     for lost in data_out.get("lost_logs", ()):  # said as long as the node is (58h, trace 2)
         text += (
             f"; this node's earlier log {lost['log']} was declared lost {timestamp(lost['time'])}"

@@ -6,7 +6,8 @@ I-JSON, RFC 7493, enforced rather than hoped for.
   noncharacter (§2.1): `"\\ud800"` is refused, `"\\ud83d\\ude00"` (a valid pair) is one
   code point and allowed;
 - numbers: integers within [-(2**53)+1, 2**53-1], where an IEEE 754 double holds them exactly
-  (§2.2), other numbers finite doubles; NaN / Infinity are refused (not JSON, RFC 8259 §6);
+  (§2.2), other numbers finite doubles (with `exact_numbers`, each the very double it reads
+  as: a trace export line's); NaN / Infinity are refused (not JSON, RFC 8259 §6);
 - no object has two members with the same name (§2.3);
 - nesting at most `limits.MAX_JSON_DEPTH` levels.
 Any failure raises `DecodeError`, never another exception. The top-level value may be of any
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from decimal import Decimal
 from typing import Any, Final, NoReturn
 
 from troth import limits
@@ -33,8 +35,13 @@ _NONCHARACTERS: Final = "\ufdd0-\ufdef" + "".join(
 _FORBIDDEN: Final = re.compile(f"[\ud800-\udfff{_NONCHARACTERS}]")
 
 
-def load_json(data: bytes, *, max_bytes: int, what: str = "JSON document") -> Any:
-    """Parse one I-JSON document of at most `max_bytes` bytes, or raise `DecodeError`."""
+def load_json(
+    data: bytes, *, max_bytes: int, what: str = "JSON document", exact_numbers: bool = False
+) -> Any:
+    """Parse one I-JSON document of at most `max_bytes` bytes, or raise `DecodeError`.
+    `exact_numbers`: a number with a fraction or an exponent must be the double it reads as
+    (`_exact_double`: what troth writes; a document whose numbers another reader could take
+    for others than the ones checked, review 75e, traceverify 3)."""
     if len(data) > max_bytes:
         raise DecodeError(
             f"{what}: {len(data)} bytes is over the limit of {max_bytes}", DecodeProblem.OVER_LIMIT
@@ -48,7 +55,7 @@ def load_json(data: bytes, *, max_bytes: int, what: str = "JSON document") -> An
             text,
             object_pairs_hook=_object,
             parse_int=_integer,
-            parse_float=_double,
+            parse_float=_exact_double if exact_numbers else _double,
             parse_constant=_constant,
         )
     except DecodeError as exc:
@@ -89,6 +96,21 @@ def _double(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
         raise DecodeError(f"number {text[:24]} is beyond an IEEE 754 double (RFC 7493 §2.2)")
+    return value
+
+
+def _exact_double(text: str) -> float:
+    """`_double`, refusing a literal that is not the double it reads as: digits past a double's
+    precision (`20.000000000000001`, read as 20), a nonzero number that underflows (`1e-400`,
+    read as 0). Any literal numerically equal to the shortest that reads back (what Python,
+    JavaScript and RFC 8785 write: `0.1`, `1e+20`, `100.0`) passes (RFC 7493 §2.2: no
+    greater precision than a double's)."""
+    value = _double(text)
+    if Decimal(text) != Decimal(repr(value)):
+        raise DecodeError(
+            f"number {text[:24]}{'...' if len(text) > 24 else ''} is not the double"
+            f" it reads as ({value!r}: RFC 7493 §2.2)"
+        )
     return value
 
 

@@ -408,6 +408,9 @@ class BundleReport:
     """The change of the signer's history its key was attested under (`KeyEpoch.change`)."""
     anchor: Checkpoint | None = None
     """The checkpoint the verifier kept that the bundle's is (VALID), parsed; else None."""
+    chain_elsewhere: bool = False
+    """The record names a delegation chain kept elsewhere than "at log", which the bundle does
+    not carry: not checked (review 75e, traceverify 2: the answer did not say so)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -421,6 +424,7 @@ class BundleReport:
             "disclosed": list(self.disclosed),
             "checkpoint": self.checkpoint.summary(),
             "anchor": None if self.anchor is None else self.anchor.summary(),
+            "chains_elsewhere": int(self.chain_elsewhere),
         }
 
 
@@ -543,7 +547,12 @@ def _verify_line(
     it verified (`_judged`, `_checkpoint`)."""
     if isinstance(data, bytes | bytearray):
         try:
-            value = load_json(bytes(data), max_bytes=limits.MAX_TRACE_LINE_BYTES, what="bundle")
+            value = load_json(  # its disclosures' numbers as they read (75e, traceverify 3)
+                bytes(data),
+                max_bytes=limits.MAX_TRACE_LINE_BYTES,
+                what="bundle",
+                exact_numbers=True,
+            )
         except DecodeError as exc:
             raise TraceError(_F.MALFORMED, str(exc)) from None
     else:
@@ -622,6 +631,7 @@ def _verify_line(
         tuple(sorted(disclosures)),
         epoch.change,
         kept,
+        record.authority is not None and "chain" not in value,
     )
     return report, identity, attestation, carried
 

@@ -60,6 +60,9 @@ class ExportReport:
     anchor: Checkpoint | None = None
     """The checkpoint the verifier kept that the lines' is (VALID), parsed; else None (review
     51g, anchor 1: an older one kept in its place reads `valid` too)."""
+    chains_elsewhere: int = 0
+    """The records naming a delegation chain kept elsewhere than "at log", which no line
+    carries: not checked (as `LogReport.chains_elsewhere`; review 75e, traceverify 2)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -70,6 +73,7 @@ class ExportReport:
             "agents": self.agents,
             "checkpoint": None if self.checkpoint is None else self.checkpoint.summary(),
             "anchor": None if self.anchor is None else self.anchor.summary(),
+            "chains_elsewhere": self.chains_elsewhere,
         }
 
 
@@ -152,6 +156,7 @@ class _Export:
         self.keyids: dict[str, str] = {}  # one copy of each key's id
         self.branches: dict[Identifier, dict[int, bytes]] = {}  # each agent's changes carried
         self.count = 0
+        self.chains_elsewhere = 0  # records whose chain no line carries (75e, traceverify 2)
         self.lines = 0  # the lines read, each naming an index
 
     def refused(self, fault: TraceError) -> None:
@@ -222,6 +227,7 @@ class _Export:
         if record.kind is Kind.RESOLUTION or record.parent_by_id:
             self.linking.append((record, index))
         self.count += 1
+        self.chains_elsewhere += report.chain_elsewhere
 
     def check_between(self) -> None:
         """What lies between the lines kept, each fault noted: with `anchor`, the export
@@ -339,7 +345,14 @@ class _Export:
                 self.faults.note(exc.located(index=index, record=record.id))
 
     def report(self) -> ExportReport:
-        return ExportReport(self.count, len(self.by_agent), self.checkpoint, self.status, self.kept)
+        return ExportReport(
+            self.count,
+            len(self.by_agent),
+            self.checkpoint,
+            self.status,
+            self.kept,
+            self.chains_elsewhere,
+        )
 
 
 def _check_reaches(anchor: bytes, checkpoint: Checkpoint | None) -> None:
@@ -409,12 +422,21 @@ def _check_no_gap(ordered: list[tuple[int, _Link]]) -> None:
 
 def _check_follows(seq: int, before: _Link, link: _Link, *, next_to: bool) -> None:
     """Record `seq` (`link`) follows `before`, the agent's record present before it, as
-    `verify_log` requires: it names its hash (`next_to`: the record right before it), is not
-    dated before it, and its key is of no older change of the agent's history (a key retired
+    `verify_log` requires: it is later in the log (a log holds each agent's records in seq
+    order: a re-signed tree holding them swapped verified as an export, review 75e,
+    traceverify 1), names its hash (`next_to`: the record right before it), is not dated
+    before it, and its key is of no older change of the agent's history (a key retired
     before the record was signed, the record dated back to when it was valid), whatever lies
     between them: an export may leave lines out (review 34g, trace 3). TraceError at `link`'s
-    record."""
+    record (the earlier in the log, when the two are swapped: where `verify_log` refuses)."""
     prev, _hash, index, time, change, record, _keyid = link
+    if index < before[2]:
+        raise TraceError(
+            _F.CHAIN_BROKEN,
+            f"seq {seq} at index {index}, before the agent's earlier seq at index {before[2]}",
+            index=index,
+            record=record,
+        )
     if next_to and prev != before[1]:
         raise TraceError(
             _F.CHAIN_BROKEN, f"seq {seq} does not name seq {seq - 1}", index=index, record=record
