@@ -29,6 +29,13 @@ user only), and a transaction it prepares before `DROP ROLE` is left owned by no
 and later only an administrator may grant or revoke it. A fix needs PostgreSQL to show a
 session's current role, or troth to keep each dropped lease role's oid and roll back the
 prepared transactions it owns for good (a sweep of `pg_prepared_xact()`'s dangling owners).
+
+75b pglast 5 (in 75b's own fix): another broker's admin (a CREATEROLE role, no superuser) that
+holds the lease's role for one statement (`roll_back_prepared`, rolling back the lease's
+prepared transaction holding a lock its own revocation needs) was named as a member by this
+broker's revocation, all its sessions ended: its connections, its revocation in flight. A role
+that may grant itself the lease's role at will (CREATEROLE, as a superuser may set any role)
+is an administrator, as the admin itself: never named, nor its members.
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ import psycopg
 import pytest
 
 from tests.support.leases import LeaseWorld
+from tests.support.postgres import PgServer
+from tests.test_review73l_pgwatch import _ADMIN, _REVOKED, _SECOND, _roles
 from tests.test_review74u_pgwatch8 import _prepare_before_drop
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
     SECRET,
@@ -59,6 +68,7 @@ from troth.errors import SecretError, SecretFailure
 from troth.secrets import Broker, IssuedLease, LeaseState
 from troth.secrets.book import REVOKE_RETRY_FIRST
 from troth.secrets.engines import postgres
+from troth.secrets.engines import postgres_locks as locks
 
 _APP_PASSWORD = "app-secret"
 
@@ -280,3 +290,15 @@ def test_a_former_member_acting_as_the_lease_keeps_no_prepared_transaction(
             with orders.server.connect(dbname=orders.dbname) as su:
                 su.execute(f'REVOKE "{role}" FROM "{name}"')
             made.keeps_no_orphan(session, monkeypatch)
+
+
+def test_another_admins_membership_does_not_have_its_sessions_ended(pg_server: PgServer) -> None:
+    """75b pglast 5: `_REVOKED` granted to `_ADMIN` (another broker's admin: CREATEROLE, no
+    superuser, in its `roll_back_prepared`) and to lease `_SECOND`: `revoke_members` as the
+    superuser named `_ADMIN` too, whose sessions the revocation ends."""
+    with _roles(pg_server) as su:
+        su.execute(f"GRANT {_REVOKED} TO {_ADMIN}; GRANT {_REVOKED} TO {_SECOND}")
+        with pg_server.connect() as conn:
+            ended: list[str] = []
+            locks.revoke_members(conn, _REVOKED, ended.append)
+            assert set(ended) == {_SECOND}
