@@ -15,7 +15,9 @@ members only, and a session of an application role the lease granted itself to (
 and older) that `SET ROLE` to the lease keeps acting as it; a transaction it prepares after the
 revocation's last look, before `DROP ROLE`, is left owned by no role, the lease reported
 REVOKED (the commit names such sessions as left, but not that its invariant breaks through
-them). Left (report only); PostgreSQL test.
+them). Left (report only); PostgreSQL test. Fixed by review 75b (pglast): every session of a
+role that may act as the lease (a member, a member's member) is ended, but a superuser's and
+the admin's.
 """
 
 from __future__ import annotations
@@ -68,11 +70,6 @@ def test_the_batcher_refuses_at_add_a_record_signing_refuses(fields: dict[str, A
     assert batcher.pending() == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="74v last 2: revoke_members leaves an application member's session acting as the "
-    "lease role; a transaction it prepares before DROP ROLE outlives the REVOKED lease",
-)
 def test_an_application_member_of_the_revoked_role_keeps_no_prepared_transaction(
     tmp_path: Path,
     world: LeaseWorld,  # noqa: F811

@@ -24,10 +24,11 @@ PREPARED` of each transaction it prepared (they outlive its sessions: review 69r
 ... NOLOGIN` (no new session; its sessions first: one of them may hold the role's row, review
 49e, revocations 1), `pg_terminate_backend` again for any that logged in meanwhile (it fails
 unless every one is gone, so the broker retries),
-`REVOKE` of each role it is a member of (a role made by an older release) and of each
-privilege it holds, its objects dropped (postgres_drops.py) and its large objects unlinked a
-batch to a transaction (review 71b, pglease 1 and 2: `DROP OWNED` locks all it drops at once,
-and 20000 large objects or 8000 types filled the server's lock table), `DROP
+`REVOKE` of each role it is a member of (a role made by an older release), of each membership
+in it (ending the sessions of every role that may act as it: `postgres_locks.revoke_members`)
+and of each privilege it holds, its objects dropped (postgres_drops.py) and its large objects
+unlinked a batch to a transaction (review 71b, pglease 1 and 2: `DROP OWNED` locks all it
+drops at once, and 20000 large objects or 8000 types filled the server's lock table), `DROP
 OWNED BY` in dbname, each configured database and any other where
 the role owns or holds something (pg_shdepend: a large object needs no privilege to create, in
 any database PUBLIC may connect to), so what the lease's role created dies with it (handed to
@@ -292,7 +293,7 @@ class PostgresEngine:
             self._strip(settings, ref, upstream)  # still LOGIN: nothing to log in to (71b)
             raise
         with self._admin(settings, settings["dbname"], upstream, "revoke role") as conn:
-            _take_shared(conn, ref, self.lease_roles, settings["terminate_wait_ms"])
+            _take_shared(conn, ref, settings["terminate_wait_ms"])
             # its sessions ended and no new one: it makes nothing more (a grant another role
             # makes it later fails DROP ROLE below, and the retry finds that database)
             elsewhere = _databases_of(conn, ref) - set(_databases(settings))
@@ -349,7 +350,7 @@ class PostgresEngine:
         7). As far as it goes: the revocation fails and is retried."""
         try:
             with self._admin(settings, settings["dbname"], upstream, "revoke role") as conn:
-                _take_shared(conn, role, self.lease_roles, settings["terminate_wait_ms"])
+                _take_shared(conn, role, settings["terminate_wait_ms"])
         except SecretError:
             pass
         for database in _databases(settings):
@@ -766,18 +767,17 @@ def _short_wait(conn: Any, statement: Any, wait_ms: int | None = None) -> None:
         conn.execute(statement)
 
 
-def _take_shared(conn: Any, role: str, leases: str, wait_ms: int) -> None:
+def _take_shared(conn: Any, role: str, wait_ms: int) -> None:
     """REVOKE `role`'s memberships (a role made by an older release is a member of its
-    templates), the memberships in it, ending lease members' sessions (`locks.revoke_members`:
-    review 74u, pgwatch8 2), and its privileges in the shared catalogs."""
+    templates), those in it, ending the sessions of each role that may act as it
+    (`locks.revoke_members`), and its privileges in the shared catalogs."""
     from psycopg import sql
 
     for group in sorted(_memberships(conn, role)):
         conn.execute(
             sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(group), sql.Identifier(role))
         )
-    for member in locks.revoke_members(conn, role, leases):
-        _end_sessions(conn, member, wait_ms)
+    locks.revoke_members(conn, role, lambda member: _end_sessions(conn, member, wait_ms))
     grants.apply(conn, "REVOKE", role, grants.held(conn, role, shared=True))
 
 

@@ -16,6 +16,7 @@ it drops at once (review 71b, pglease 1)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
 __all__ = [
@@ -174,33 +175,64 @@ def _revoke_membership(conn: Any, owner: Any) -> None:
 
 
 _MEMBERS: Final = (
-    "SELECT m.rolname, m.rolname::text ~ %s FROM pg_auth_members a"
-    " JOIN pg_roles g ON g.oid = a.roleid JOIN pg_roles m ON m.oid = a.member"
-    " WHERE g.rolname = %s ORDER BY 1"
+    # every role that may `SET ROLE` to `role` (membership is transitive for it: a member of a
+    # member may too; review 75b, pglast 1), whether direct; never through an administrator,
+    # nor one itself, whose sessions are its own: a superuser (it may set any role, a member or
+    # not), a CREATEROLE role (it may grant itself the role at will: another broker's admin,
+    # a member for one statement in its `roll_back_prepared`, had all its sessions ended;
+    # review 75b, pglast 5), the admin (`current_user`)
+    "WITH RECURSIVE m(oid, direct) AS ("
+    " SELECT a.member, true FROM pg_auth_members a JOIN pg_roles g ON g.oid = a.roleid"
+    " WHERE g.rolname = %s"
+    " UNION SELECT a.member, false FROM pg_auth_members a JOIN m ON a.roleid = m.oid"
+    " JOIN pg_roles r ON r.oid = m.oid"
+    " WHERE NOT (r.rolsuper OR r.rolcreaterole OR r.rolname = current_user)) "
+    "SELECT r.rolname, bool_or(m.direct),"
+    " NOT (r.rolsuper OR r.rolcreaterole OR r.rolname = current_user) FROM m"
+    " JOIN pg_roles r ON r.oid = m.oid GROUP BY r.rolname, r.rolsuper, r.rolcreaterole ORDER BY 1"
 )
 
 
-def revoke_members(conn: Any, role: str, leases: str) -> list[str]:
-    """REVOKE every membership in `role`; the members that are lease roles (`leases`), whose
-    sessions the caller ends: on PostgreSQL 14 and older a role grants membership in itself
-    from its own session, and a lease granting its role to another lease's had that one's
-    session `SET ROLE` to it, which outlives the membership, the NOLOGIN and the end of the
-    role's own sessions (pg_stat_activity names the session's user only), and act as the
+def revoke_members(conn: Any, role: str, end_sessions: Callable[[str], None]) -> None:
+    """REVOKE every membership in `role` and end (`end_sessions`, a role's name) the sessions of
+    every role that may act as it: its members (lease roles or not) and theirs, but
+    administrators (superusers, CREATEROLE roles, the admin; review 75b, pglast 5). On
+    PostgreSQL 14 and older a role grants membership in itself from its own session (15 and
+    later ask ADMIN OPTION, an administrator's), and a member's session that `SET ROLE` to it
+    outlives the membership, the NOLOGIN and the end of the role's own sessions, acting as the
     revoked role to the end: a transaction it prepared as the role after the revocation's last
-    look for them (just before `DROP ROLE`, which allows it) was left owned by no role for
-    good, the lease reported REVOKED (review 74u, pgwatch8 2). Called once the role is NOLOGIN
-    (it grants no membership again). Another role's session (an application's) that set its
-    role so is left (its holder's data)."""
+    look for them (just before `DROP ROLE`, which allows it) was left owned by no role for good,
+    the lease reported REVOKED (review 74u, pgwatch8 2: another lease's session). PostgreSQL
+    shows another session's session user only (pg_stat_activity), never the role it set, so
+    every session of a role that may set its role to `role` may be acting as it: an
+    application's the lease granted itself to (review 74v, last 2), a member's member's (review
+    75b, pglast 1). Called once the role is NOLOGIN (it grants no membership again). Ended in
+    the REVOKE's transaction: one that does not end (in time, or that the admin may not signal)
+    fails it, the memberships kept, so the retry finds them (review 75b, pglast 2: committed
+    first, the retry no longer knew that role's sessions could act as the lease); and once more
+    after its commit (one that logged in before it may have set its role meanwhile), the
+    members' memberships granted again if that fails, for the same reason (review 75b, pglast
+    3). A role that is no member (an application's) is never named."""
     from psycopg import sql
 
-    ended = []
-    for member, lease in conn.execute(_MEMBERS, (leases, role)).fetchall():
-        conn.execute(
-            sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(role), sql.Identifier(member))
-        )
-        if lease:
-            ended.append(member)
-    return ended
+    with conn.transaction():
+        rows = conn.execute(_MEMBERS, (role,)).fetchall()
+        for member in [member for member, direct, _ends in rows if direct]:
+            conn.execute(
+                sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(role), sql.Identifier(member))
+            )
+        ended = [member for member, _direct, ends in rows if ends]
+        for member in ended:
+            end_sessions(member)
+    try:
+        for member in ended:
+            end_sessions(member)
+    except Exception:
+        for member in [member for member, direct, ends in rows if direct and ends]:
+            conn.execute(
+                sql.SQL("GRANT {} TO {}").format(sql.Identifier(role), sql.Identifier(member))
+            )
+        raise
 
 
 LOCK_HOLDERS: Final = (
