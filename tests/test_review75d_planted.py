@@ -61,3 +61,16 @@ def test_a_type_is_read_as_sqlite_folds_it(tmp_path: Path) -> None:
         "config TEXT NOT NULL, sealed BLOB NOT NULL, updated_at " + _DOTLESS_I + "nteger NOT NULL)",
     )
     assert planted_at(path) == ["table 'secret_store' (a column's type not troth's)"]
+
+
+def test_a_type_past_what_is_read_is_not_taken_for_blobs(tmp_path: Path) -> None:
+    """75d planted 4 (no harm found): a type is read up to 4 KiB (`text_sql`), and one longer
+    was read as none, BLOB's affinity: a copy's `secret_meta.value` (troth's BLOB) declared
+    with a 5 KiB type holding `INT` passed, though SQLite gives it INTEGER's affinity (a text
+    or real value written to it is stored as a number where it reads as one; troth writes it
+    bytes and whole numbers, which no affinity changes). Refused now as a type not troth's."""
+    path = edited_node_db(
+        tmp_path,
+        "CREATE TABLE secret_meta (name TEXT PRIMARY KEY, value " + "X" * 5000 + "INT NOT NULL)",
+    )
+    assert planted_at(path) == ["table 'secret_meta' (a column's type not troth's)"]

@@ -33,7 +33,8 @@ made passes.
   in each column of such a table (`_COLUMN_FACTS`), compared with any troth's of its name:
     NOT NULL (a key's aside)         table_xinfo notnull, pk (74c planted6 3)
     DEFAULT                          table_xinfo dflt_value (74c planted6 4)
-    its type's affinity              table_xinfo type, by datatype3.html 3.1 (74i planted7 1)
+    its type's affinity              table_xinfo type, by datatype3.html 3.1 (74i planted7 1;
+                                     a type past 4 KiB is unreadable, 75d planted 4)
     its collation                    the definition's COLLATE: no pragma reports a column's
                                      (74i planted7 2)
   and the table without one of troth's UNIQUE indexes (73h planted4 4).
@@ -222,9 +223,9 @@ def _affinity(kind: object, *, strict: bool) -> str:
     """The affinity of a column declared with type `kind` (its text's bytes), by SQLite's rules
     (datatype3.html, 3.1); a STRICT table's ANY keeps what is written as written (BLOB's)."""
     text = _text(kind)
-    if text is None and isinstance(kind, bytes):
+    if text is None:  # not UTF-8, or past 4 KiB (read as 'text'): not BLOB's (75d planted 4)
         return "unreadable"
-    text = _upper(text or "")
+    text = _upper(text)
     if "INT" in text:
         return "INTEGER"
     if any(word in text for word in ("CHAR", "CLOB", "TEXT")):
