@@ -1,57 +1,47 @@
 """What a restored copy of node.db may carry that troth never makes, refused when the restore
-is found (review 72k, holds2 4 and 5; docs/storage.md, "Rollback guard"): a trigger, and a
-table a restore writes made otherwise.
+is found (review 72k, holds2 4 and 5; docs/storage.md, "Rollback guard"): anything that makes
+one of troth's writes lose, skip or swap a row, or a read find another's.
 
-A trigger runs with every write to its table, in the writer's transaction: one a copy of
-node.db carries when it is put back (made in the copy, say, with the table it fires on)
-undoes what the restore found fails closed on as it is written (an identity's hold deleted as
-the restore writes it: the identity the copy holds, rotated since, signed with the keys its
-rotation retired), or later, with any write. troth makes two, the secrets audit log's
-(`secret_audit`: no row updated or deleted); a restore found on a copy holding any other is
-refused (`RollbackGuard.check`), nothing recorded, until the operator drops it. So too a
-table the restore writes (`identity_restore_holds`, `authority_restore_hold`, ...) the copy
-holds made otherwise (`check_made`): one whose `held_at` is `UNIQUE ON CONFLICT REPLACE` kept
-one identity's hold of all those the restore wrote at one time. And a view: troth makes none,
-and one in the name of a table the restore reads (`identities`, renamed in the copy, shown
-through a view hiding each identity's key until the restore was recorded) held no identity
-(review 72v, planted 1): a restore found on a copy holding any view is refused too. And a
-table of any name defined with a conflict clause (`ON CONFLICT IGNORE`, `REPLACE`, ...: troth
-writes none in a table, its statements say how each conflict goes): the restore's `UPDATE
-tickets SET uses_left = 0` was ignored for a ticket whose 0 a used one's `UNIQUE (uses_left)
-ON CONFLICT IGNORE` conflicted with, and it was redeemed again (review 72v, planted 2). So
-too a foreign-key action (`ON DELETE CASCADE`, ...; troth writes none, and node.db's
-connections enforce foreign keys): the policy restore's held-back rows, each defaulting to a
-link to one authority's row, went with it when the operator confirmed that one (planted 4).
-And a copy made again in UTF-16 (`PRAGMA encoding`): troth makes node.db in UTF-8, and the
-definitions' UTF-16 bytes, read as UTF-8, held no clause (review 72z, planted2 1).
-And a UNIQUE index troth does not make (it makes two, `identities_name` and
-`revocations_once`, compared by what they keep unique: `_unique`): an index carries no
-conflict clause, but a write with `INSERT OR IGNORE`, `OR REPLACE` or `ON CONFLICT DO NOTHING`
-(no target) meets every uniqueness: one on `authority_revoke_again (kind)`, a table
-`check_made` compares, kept one identity of each kind the authority's hold was given to
-revoke again (review 73a, planted3 1). An index that is not UNIQUE changes no row written
-or read, only how it is found. So too a table troth's migrations make whose own uniqueness
-(its UNIQUE and PRIMARY KEY, the column its rowid is named by: `_own`) is not what troth
-makes it: `members` made again keyed by `added_by` lost a member to the next one that hand
-enrolled (`INSERT OR REPLACE`), and made with no key kept a member's old attributes beside
-its new, read first (review 73h, planted4 1-2). And one of troth's tables without one of its
-UNIQUE indexes: `identities` without `identities_name` let a second local identity take a name
-one had, and the name found the first (73h planted4 4). The tables troth makes lazily, in
-modules above this one, are compared alike (troth.storage.lazy_tables, review 74c, planted6 1;
-73h planted4 3): a copy's `trace_outbox_held` with `reason` UNIQUE let one agent's hold delete
-another's (`INSERT OR REPLACE`). And beside a key, a CHECK or a generated column not troth's
-(planted6 2), or a column NOT NULL no troth made NOT NULL (planted6 3): `INSERT OR IGNORE`
-skips a row a CHECK or NOT NULL refuses, as `retired_keys` with a CHECK on `handle` skipped a
-key retired, `refuted_changes` with a NOT NULL column added every change shown made up; and
-a column's DEFAULT no troth gave it (planted6 4): `secret_leases.retry_at` defaulting far ahead
-kept a lease written after the restore from ever coming due for its revocation; and a column's
-type whose affinity no troth gave it (review 74i, planted7 1: `secret_store.name` made NUMERIC
-stored the secrets `01` and `1` as one), or its collation (planted7 2: `secret_leases.secret`
-compared NOCASE found another secret's leases); and its columns' order (review 74l, planted8
-1: troth writes most tables by position, and `secret_store` with `engine` before `name` took a
-secret's engine for its name, a second `static` secret replacing the first), or a key's
-AUTOINCREMENT not troth's (planted8 2: `feed_syncs_due` without it gave a sync mark's number
-twice).
+Each row below is one kind of difference, the review that found it, and where SQLite reports
+it (https://sqlite.org/pragma.html, https://sqlite.org/lang_createtable.html). A copy's table
+is compared only where it holds one of troth's names (its migrations', or made lazily on
+first use: troth.storage.lazy_tables); a table troth makes that the copy lacks is made when
+first used. Each of troth's tables is read once from a database made in memory by this
+troth's statements and once per shape an earlier troth made (`EARLIER`): a copy any troth
+made passes.
+
+  anywhere in the file (`planted`, first):
+    encoding other than UTF-8        PRAGMA encoding; its definitions read as UTF-8 held no
+                                     clause (72z planted2 1)
+    a trigger not troth's            sqlite_master, its text word for word (72k holds2 4)
+    a view                           sqlite_master: one named as a table the restore reads
+                                     hid its rows (72v planted 1)
+    a conflict clause, a foreign-key  the definition's words (lang_conflict.html, foreignkeys
+      action, or a definition not     .html: no pragma reports either): `ON CONFLICT IGNORE`
+      UTF-8 text of at most 64 KiB    skipped a write (72v planted 2, 4)
+    a UNIQUE index not troth's       pragma index_list/index_xinfo (table, columns, order,
+                                     collation) and its partial clause's words (73a planted3 1)
+  in each table of troth's the copy holds (`_shape`):
+    its own UNIQUE / PRIMARY KEY     index_list origin 'u'/'pk' + index_xinfo, or the rowid's
+                                     alias (table_info pk) (73h planted4 1-2)
+    a CHECK, a generated column      the definition's words; table_xinfo hidden 2/3 (74c
+                                     planted6 2)
+    AUTOINCREMENT                    the definition's word: no pragma reports it (lang_
+                                     createtable.html#rowid; 74l planted8 2)
+    its columns' order               table_xinfo by cid: troth writes by position (74l
+                                     planted8 1); columns troth never made may follow its own
+  in each column of such a table (`_COLUMN_FACTS`), compared with any troth's of its name:
+    NOT NULL (a key's aside)         table_xinfo notnull, pk (74c planted6 3)
+    DEFAULT                          table_xinfo dflt_value (74c planted6 4)
+    its type's affinity              table_xinfo type, by datatype3.html 3.1 (74i planted7 1;
+                                     a type past 4 KiB is unreadable, 75d planted 4)
+    its collation                    the definition's COLLATE: no pragma reports a column's
+                                     (74i planted7 2)
+  and the table without one of troth's UNIQUE indexes (73h planted4 4).
+
+Before a restore writes a table of its own (`identity_restore_holds`, ...), `check_made`
+compares the copy's with troth's word for word (72k holds2 5). SQLite's names and keywords
+fold ASCII only, so the definitions' words are upper-cased so too (75d planted 1-2).
 """
 
 from __future__ import annotations
@@ -60,7 +50,7 @@ import functools
 import itertools
 import sqlite3
 from collections.abc import Callable, Iterator
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from troth.errors import StorageError
 from troth.storage.lazy_tables import EARLIER, made_lazily
@@ -83,62 +73,144 @@ AUDIT_TRIGGERS: Final = tuple(
     for action in ("UPDATE", "DELETE")
 )
 """The triggers troth makes: the audit log's rows are never updated nor deleted."""
-_TRIGGER_TEXT_BYTES: Final = 4096  # troth's are ~120 bytes; a longer one is another
-_TRIGGERS: Final = (
-    f"SELECT type, {text_sql('name', _TRIGGER_TEXT_BYTES)}, "  # noqa: S608
-    f"{text_sql('sql', _TRIGGER_TEXT_BYTES)} FROM sqlite_master "
+
+_NAME_BYTES: Final = 4096  # names, triggers, types, defaults: troth's are ~120 bytes at most
+_DEFINITION_BYTES: Final = 65536  # troth's tables are < 2 KiB; a longer one is another's
+_TRIGGERS_AND_VIEWS: Final = (
+    f"SELECT type, {text_sql('name', _NAME_BYTES)}, "  # noqa: S608
+    f"{text_sql('sql', _NAME_BYTES)} FROM sqlite_master "
     "WHERE type IN ('trigger', 'view') ORDER BY type, name"
 )
-
-
-@functools.cache
-def _made() -> frozenset[bytes]:
-    """The text SQLite keeps (`sqlite_master.sql`, its bytes) of each trigger troth makes."""
-    conn = sqlite3.connect(":memory:")
-    try:
-        conn.execute(AUDIT_TABLE)
-        for statement in AUDIT_TRIGGERS:
-            conn.execute(statement)
-        rows = conn.execute(_TRIGGERS).fetchall()
-        return frozenset(sql for _, _, sql in rows if isinstance(sql, bytes))
-    finally:
-        conn.close()
-
-
-_TABLE_TEXT_BYTES: Final = 65536  # troth's are < 2 KiB; a longer one is another's
 _TABLES: Final = (
-    f"SELECT {text_sql('name', _TRIGGER_TEXT_BYTES)}, "  # noqa: S608
-    f"{text_sql('sql', _TABLE_TEXT_BYTES)} FROM sqlite_master WHERE type = 'table' "
+    f"SELECT {text_sql('name', _NAME_BYTES)}, "  # noqa: S608
+    f"{text_sql('sql', _DEFINITION_BYTES)} FROM sqlite_master WHERE type = 'table' "
     "ORDER BY name"
 )
-
-
-_UNIQUE: Final = (
-    f"SELECT {text_sql('m.name', _TRIGGER_TEXT_BYTES)}, "  # noqa: S608
-    f"{text_sql('m.sql', _TABLE_TEXT_BYTES)}, m.name, m.tbl_name FROM sqlite_master AS m "
+_TABLE_NAMES: Final = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+_DEFINITION: Final = (
+    f"SELECT {text_sql('sql', _DEFINITION_BYTES)} FROM sqlite_master "  # noqa: S608
+    "WHERE type = 'table' AND name = ?"
+)
+_UNIQUE_INDEXES: Final = (
+    f"SELECT {text_sql('m.name', _NAME_BYTES)}, "  # noqa: S608
+    f"{text_sql('m.sql', _DEFINITION_BYTES)}, m.name, m.tbl_name FROM sqlite_master AS m "
     "JOIN pragma_index_list(m.tbl_name) AS i ON i.name = m.name "
     "WHERE m.type = 'index' AND i.\"unique\" AND i.origin = 'c' ORDER BY m.name"
 )
-"""Each UNIQUE index made by `CREATE UNIQUE INDEX` (SQLite's word: `pragma_index_list`): its
-name and text, as read, and as SQLite names it and its table (a table's own UNIQUE is its
-definition's, read with it)."""
+"""Each UNIQUE index made by `CREATE UNIQUE INDEX` (index_list origin 'c'): its name and
+text, as read, and as SQLite names it and its table (a table's own UNIQUE is its shape's)."""
+_OWN_UNIQUE: Final = (
+    "SELECT origin, name FROM pragma_index_list(?) WHERE \"unique\" AND origin IN ('u', 'pk')"
+)
 _KEY: Final = 'SELECT name, "desc", coll FROM pragma_index_xinfo(?) WHERE key ORDER BY seqno'
 """The columns an index keys (an expression's name NULL), each's order and collation."""
+_COLUMNS: Final = (
+    f'SELECT name, {text_sql("type", _NAME_BYTES)}, "notnull", '  # noqa: S608
+    f"{text_sql('dflt_value', _NAME_BYTES)}, pk, hidden, "
+    "(SELECT \"strict\" FROM pragma_table_list(?1) WHERE schema = 'main') "
+    "FROM pragma_table_xinfo(?1) ORDER BY cid"
+)
+"""Each column of a table, generated ones too (table_xinfo), with its table's STRICT."""
+_ROWID_NAMES: Final = frozenset({"rowid", "oid", "_rowid_"})
+_OWN_LEVELS: Final = (
+    (("check", "generated", "autoincrement"), "a UNIQUE or PRIMARY KEY"),
+    (("check", "generated"), "its AUTOINCREMENT"),
+    ((), "a CHECK or generated column"),
+)
+"""How a table's own unlike troth's is named: the first of these it differs in, with the
+kinds (`_shape`) left out of the comparison."""
+
 _Fetch = Callable[[str, tuple[object, ...]], list[Any]]
-_Unique = tuple[str, tuple[tuple[object, ...], ...], tuple[str | None, ...] | None]
+_Unique = tuple[str, tuple[tuple[object, ...], ...], tuple[str | None, ...]]
+_Own = frozenset[tuple[object, ...]]
+_Facts = tuple[object, ...]
+"""A column's NOT NULL, DEFAULT, affinity, collation (`_COLUMN_FACTS`)."""
+
+_COLUMN_FACTS: Final = (
+    "a NOT NULL column",
+    "a column's DEFAULT",
+    "a column's type",
+    "a column's collation",
+)
+"""What a refusal names of each of a column's facts, in their order in `_Facts`. A fact None
+is compared with nothing (a column not NOT NULL, or a key's); a column troth never made passes
+but NOT NULL (a write naming troth's columns leaves it at its DEFAULT)."""
+
+
+class _Shape(NamedTuple):
+    """What of a table is compared (`_shape`): what keeps its rows unique or skips one (each
+    its kind first: "pk", "u", "rowid", "check", "generated", "autoincrement"), its columns'
+    names in order (folded), and each column's facts (`_COLUMN_FACTS`) by its name folded."""
+
+    own: _Own
+    order: tuple[str, ...]
+    columns: dict[str, _Facts]
+
+
+class _Reference(NamedTuple):
+    """What troth makes, as every troth that made node.db made it: each UNIQUE index it makes
+    (to its name), and each table's shapes (by its name folded)."""
+
+    unique_indexes: dict[_Unique | None, str]
+    tables: dict[str, list[_Shape]]
+
+
+def _folded(name: str) -> str:
+    return name.encode().lower().decode()  # SQLite's names: ASCII case folded
+
+
+def _upper(text: str) -> str:
+    return text.encode().upper().decode()  # SQLite's keywords and names: ASCII only
+
+
+def _text(sql: object) -> str | None:
+    """The text of `sql` (its bytes, from `text_sql`); None: not UTF-8, or not read."""
+    try:
+        return sql.decode() if isinstance(sql, bytes) else None
+    except UnicodeDecodeError:
+        return None
+
+
+def _shape(fetch: _Fetch, table: str, *, troths: bool) -> _Shape:
+    """The shape of `table` (module docstring's second and third parts), as troth made it
+    (`troths`: a column is NOT NULL where it or a key refuses NULL, troth writing none to a
+    key) or as a copy holds it (NOT NULL where a column not its key's refuses NULL)."""
+    ((sql,),) = fetch(_DEFINITION, (table,)) or ((None,),)
+    tokens = list(_tokens(_text(sql) or ""))  # a definition not UTF-8: `_clause` refuses it
+    rows = fetch(_COLUMNS, (table,))
+    own: set[tuple[object, ...]] = {  # its UNIQUE and PRIMARY KEY, each as an index keys it
+        (origin, tuple(tuple(row) for row in fetch(_KEY, (name,))))
+        for origin, name in fetch(_OWN_UNIQUE, (table,))
+    }
+    if not any(origin == "pk" for origin, _ in own):  # a rowid table's INTEGER PRIMARY KEY
+        key = sorted((row[4], row[0]) for row in rows if row[4])
+        own.add(("rowid", tuple(name for _, name in key)))
+    own.update(("check", check) for check in _checks(tokens))
+    generated = tuple(row[0] for row in rows if row[5] in (2, 3))  # table_xinfo hidden
+    if generated:
+        own.add(("generated", generated))
+    if "AUTOINCREMENT" in _words(tokens):
+        own.add(("autoincrement",))
+    collations = _collations(tokens)
+    columns: dict[str, _Facts] = {}
+    for name, kind, notnull, default, pk, _, strict in rows:
+        refuses_null = (notnull or pk) if troths else (notnull and not pk)
+        columns[_folded(str(name))] = (
+            True if refuses_null else None,
+            default,
+            _affinity(kind, strict=bool(strict)),
+            collations.get(_folded(str(name)), "BINARY"),
+        )
+    return _Shape(frozenset(own), tuple(_folded(str(row[0])) for row in rows), columns)
 
 
 def _unique(fetch: _Fetch, name: object, table: object, sql: object) -> _Unique | None:
     """What the UNIQUE index `name` of `table` (`sql`, its text's bytes) keeps unique, as SQLite
-    applies it: its table's name folded (ASCII, as SQLite's names), each key column's name,
-    order and collation (`pragma_index_xinfo`: the column's own when the index names none),
-    and the words of its partial clause (after WHERE); None: unreadable. Its text is not
-    compared whole: `ALTER TABLE ... RENAME` writes the table's name in it again, quoted
-    (72v planted 1's `identities` renamed and renamed back)."""
-    try:
-        text = sql.decode() if isinstance(sql, bytes) else None
-    except UnicodeDecodeError:
-        text = None
+    applies it: its table's name folded, each key column's name, order and collation
+    (index_xinfo: the column's own when the index names none), and the words of its partial
+    clause (after WHERE); None: unreadable. Not its whole text: `ALTER TABLE ... RENAME`
+    writes the table's name in it again, quoted (72v planted 1)."""
+    text = _text(sql)
     if text is None or not isinstance(name, str) or not isinstance(table, str):
         return None
     tokens = list(_tokens(text))
@@ -147,133 +219,13 @@ def _unique(fetch: _Fetch, name: object, table: object, sql: object) -> _Unique 
     return _folded(table), keyed, tuple(tokens[where + 1 :])
 
 
-_OWN: Final = (
-    "SELECT origin, name FROM pragma_index_list(?) WHERE \"unique\" AND origin IN ('u', 'pk')"
-)
-"""Each uniqueness a table's definition makes with an index (its UNIQUE, its PRIMARY KEY)."""
-_PK: Final = "SELECT name FROM pragma_table_info(?) WHERE pk ORDER BY pk"
-_TABLE_NAMES: Final = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
-_Own = frozenset[tuple[object, ...]]
-
-
-_DEFINITION: Final = (
-    f"SELECT {text_sql('sql', _TABLE_TEXT_BYTES)} FROM sqlite_master "  # noqa: S608
-    "WHERE type = 'table' AND name = ?"
-)
-_GENERATED: Final = "SELECT name FROM pragma_table_xinfo(?) WHERE hidden IN (2, 3) ORDER BY cid"
-
-
-def _own(fetch: _Fetch, table: str) -> _Own:
-    """What the definition of `table` keeps unique (73h planted4 1): each of its UNIQUE and its
-    PRIMARY KEY (origin, key columns with order and collation: `pragma_index_xinfo`), or the
-    column its rowid is named by (a rowid table's INTEGER PRIMARY KEY: no index); and what
-    makes a write skip a row beside a key (74c planted6 2: `INSERT OR IGNORE` skips a row a
-    CHECK or a generated column's constraint refuses): each CHECK's words, its generated
-    columns (troth makes none)."""
-    own: set[tuple[object, ...]] = {
-        (origin, tuple(tuple(row) for row in fetch(_KEY, (name,))))
-        for origin, name in fetch(_OWN, (table,))
-    }
-    if not any(origin == "pk" for origin, _ in own):
-        own.add(("rowid", tuple(row[0] for row in fetch(_PK, (table,)))))
-    ((sql,),) = fetch(_DEFINITION, (table,)) or ((None,),)
-    own.update(("check", check) for check in _checks(sql))
-    generated = tuple(row[0] for row in fetch(_GENERATED, (table,)))
-    if generated:
-        own.add(("generated", generated))
-    if _autoincrement(sql):  # 74l planted8 2: a mark's number given twice
-        own.add(("autoincrement",))
-    return frozenset(own)
-
-
-def _autoincrement(sql: object) -> bool:
-    """Whether a table's definition `sql` (its bytes) keys its rowid `AUTOINCREMENT` (no
-    pragma reports it: a deleted newest row's rowid is never given again); a definition not
-    UTF-8 says not (`_clause` refuses it)."""
-    try:
-        return isinstance(sql, bytes) and "AUTOINCREMENT" in _words(sql.decode())
-    except UnicodeDecodeError:
-        return False
-
-
-_ORDER: Final = "SELECT name FROM pragma_table_xinfo(?) ORDER BY cid"
-_ROWID_NAMES: Final = frozenset({"rowid", "oid", "_rowid_"})
-
-
-def _order(fetch: _Fetch, table: str) -> tuple[str, ...]:
-    """The names (folded) of the columns of `table`, in order: troth writes most of its tables
-    by position (`INSERT INTO secret_store VALUES (?, ?, ...)`, 74l planted8 1)."""
-    return tuple(_folded(str(row[0])) for row in fetch(_ORDER, (table,)))
-
-
-def _in_order(order: tuple[str, ...], troths: frozenset[tuple[str, ...]]) -> bool:
-    """Whether the columns `order` of a copy's table are in the order of one of `troths` (its
-    shapes, each as troth makes it): the same, its start (a table made before troth added
-    the rest: ALTER TABLE ADD COLUMN adds at the end), or followed by columns troth never
-    made (a write by position fails on their count, one by name leaves them at their
-    DEFAULT: a NOT NULL, CHECK, key or generated one is refused apart), none named as SQLite
-    names the rowid (`ORDER BY rowid` would read it)."""
-    return any(
-        order[: len(made)] == made[: len(order)] and not _ROWID_NAMES & set(order[len(made) :])
-        for made in troths
-    )
-
-
-_NOT_NULL: Final = 'SELECT name FROM pragma_table_xinfo(?) WHERE "notnull" AND NOT pk'
-_NOT_NULL_OR_KEY: Final = 'SELECT name FROM pragma_table_xinfo(?) WHERE "notnull" OR pk'
-
-
-def _not_null(fetch: _Fetch, table: str, *, keys: bool = False) -> frozenset[str]:
-    """The columns of `table` made NOT NULL (generated ones too), by their names folded, its
-    PRIMARY KEY's left out (`keys`: put in; troth writes no NULL key): a write with `INSERT
-    OR IGNORE` skips a row one refuses (74c planted6 3)."""
-    query = _NOT_NULL_OR_KEY if keys else _NOT_NULL
-    return frozenset(_folded(str(row[0])) for row in fetch(query, (table,)))
-
-
-_DEFAULTS: Final = (
-    f"SELECT name, {text_sql('dflt_value', _TRIGGER_TEXT_BYTES)} FROM pragma_table_xinfo(?)"  # noqa: S608
-)
-
-
-def _defaults(fetch: _Fetch, table: str) -> list[tuple[str, object]]:
-    """Each column of `table` (its name folded) with its DEFAULT's text (bytes; None: none):
-    a row troth writes without naming the column takes it (74c planted6 4: a lease's
-    `retry_at` defaulting far ahead was never due for its revocation)."""
-    return [(_folded(str(name)), default) for name, default in fetch(_DEFAULTS, (table,))]
-
-
-_TYPES: Final = (
-    f"SELECT name, {text_sql('type', _TRIGGER_TEXT_BYTES)}, "  # noqa: S608
-    "(SELECT \"strict\" FROM pragma_table_list(?1) WHERE schema = 'main') "
-    "FROM pragma_table_xinfo(?1)"
-)
-_Column = tuple[str, str]
-
-
-def _columns(fetch: _Fetch, table: str) -> dict[str, _Column]:
-    """Each column of `table` (its name folded) with how SQLite stores and compares what is
-    written to it: its type's affinity (74i planted7 1: `secret_store.name` made NUMERIC made
-    the secrets `01` and `1` one) and its collation (planted7 2: `secret_leases.secret`
-    compared NOCASE found another secret's leases)."""
-    ((sql,),) = fetch(_DEFINITION, (table,)) or ((None,),)
-    collations = _collations(sql)
-    return {
-        _folded(str(name)): (
-            _affinity(kind, strict=bool(strict)),
-            collations.get(_folded(str(name)), "BINARY"),
-        )
-        for name, kind, strict in fetch(_TYPES, (table,))
-    }
-
-
 def _affinity(kind: object, *, strict: bool) -> str:
     """The affinity of a column declared with type `kind` (its text's bytes), by SQLite's rules
     (datatype3.html, 3.1); a STRICT table's ANY keeps what is written as written (BLOB's)."""
-    try:
-        text = kind.decode().upper() if isinstance(kind, bytes) else ""
-    except UnicodeDecodeError:
+    text = _text(kind)
+    if text is None:  # not UTF-8, or past 4 KiB (read as 'text'): not BLOB's (75d planted 4)
         return "unreadable"
+    text = _upper(text)
     if "INT" in text:
         return "INTEGER"
     if any(word in text for word in ("CHAR", "CLOB", "TEXT")):
@@ -285,14 +237,9 @@ def _affinity(kind: object, *, strict: bool) -> str:
     return "NUMERIC"
 
 
-def _collations(sql: object) -> dict[str, str]:
-    """Each column of a table's definition `sql` (its bytes) declared with a COLLATE, by its
-    name folded, to the collation's name (unquoted, upper-cased: SQLite's names are ASCII);
-    a definition not UTF-8 names none (`_clause` refuses it)."""
-    try:
-        tokens = list(_tokens(sql.decode())) if isinstance(sql, bytes) else []
-    except UnicodeDecodeError:
-        tokens = []
+def _collations(tokens: list[str | None]) -> dict[str, str]:
+    """Each column of a table's definition (its `tokens`) declared with a COLLATE, by its name
+    folded, to the collation's name (unquoted, upper-cased); the last one declared, as SQLite."""
     found: dict[str, str] = {}
     depth, column, starts = 0, None, False
     for i, word in enumerate(tokens):
@@ -306,7 +253,7 @@ def _collations(sql: object) -> dict[str, str]:
         elif word == ",":
             starts = True
         elif word == "COLLATE" and column is not None and i + 1 < len(tokens):
-            found[column] = str(_column_name(tokens[i + 1])).upper()  # its quotes taken off
+            found[column] = _upper(str(_column_name(tokens[i + 1])))  # its quotes taken off
     return found
 
 
@@ -320,19 +267,8 @@ def _column_name(token: str | None) -> str | None:
     return _folded(token)
 
 
-def _keys(own: _Own, *, without: tuple[str, ...] = ("check", "generated", "autoincrement")) -> _Own:
-    """The keys of a table's `own` (its UNIQUE, PRIMARY KEY, rowid), without its CHECKs
-    (`without`: the kinds left out)."""
-    return frozenset(made for made in own if made[0] not in without)
-
-
-def _checks(sql: object) -> Iterator[tuple[str | None, ...]]:
-    """The tokens of each CHECK constraint in a table's definition `sql` (its bytes): none
-    read from a definition not UTF-8 (`_clause` refuses it)."""
-    try:
-        tokens = list(_tokens(sql.decode())) if isinstance(sql, bytes) else []
-    except UnicodeDecodeError:
-        tokens = []
+def _checks(tokens: list[str | None]) -> Iterator[tuple[str | None, ...]]:
+    """The tokens of each CHECK constraint in a table's definition (its `tokens`)."""
     for i, word in enumerate(tokens):
         if word != "CHECK":
             continue
@@ -345,27 +281,12 @@ def _checks(sql: object) -> Iterator[tuple[str | None, ...]]:
         yield tuple(tokens[i + 1 : j])
 
 
-def _folded(name: str) -> str:
-    return name.encode().lower().decode()  # SQLite's names: ASCII case folded
-
-
 @functools.cache
-def _migrated() -> tuple[
-    dict[_Unique | None, str],
-    dict[str, frozenset[_Own]],
-    dict[str, frozenset[str]],
-    dict[str, dict[str, frozenset[object]]],
-    dict[str, dict[str, frozenset[_Column]]],
-    dict[str, frozenset[tuple[_Own, tuple[str, ...]]]],
-]:
-    """What troth's migrations of node.db make unique, as every troth that migrated node.db
-        made it: each UNIQUE index's (`_unique`, to its name: `identities_name`,
-        `revocations_once`), and each table's own (`_own`, by its name folded), before and after
-        the table a store rebuilds when opened (`PENDING_BY_TICKET`: either is troth's), the tables
-        made lazily (`made_lazily`) and as earlier troths made them (`EARLIER`); and each table's
-        columns NOT NULL in any of them (`_not_null`), and each column's defaults in any of them
-        (`_defaults`), its affinities and collations (`_columns`); and each table's columns in
-    order, with the own of the shape they are in (`_order`). Run once a process, in memory."""
+def _migrated() -> _Reference:
+    """What troth makes (`_Reference`): node.db as its migrations make it, before and after
+    the table a store rebuilds when opened (`PENDING_BY_TICKET`: either is troth's), with the
+    tables made lazily (`made_lazily`), then each table as an earlier troth made it
+    (`EARLIER`). Run once a process, in memory."""
     conn = sqlite3.connect(":memory:")
     try:
         for migration in NODE_MIGRATIONS:
@@ -379,26 +300,17 @@ def _migrated() -> tuple[
         def fetch(sql: str, params: tuple[object, ...]) -> list[Any]:
             return conn.execute(sql, params).fetchall()
 
-        indexes = {
-            _unique(fetch, name, table, sql): name for _, sql, name, table in fetch(_UNIQUE, ())
-        }
-        tables: dict[str, set[_Own]] = {}
-        not_null: dict[str, set[str]] = {}
-        defaults: dict[str, dict[str, set[object]]] = {}
-        columns: dict[str, dict[str, set[_Column]]] = {}
-        orders: dict[str, set[tuple[_Own, tuple[str, ...]]]] = {}
+        indexes = fetch(_UNIQUE_INDEXES, ())
+        reference = _Reference(
+            {_unique(fetch, name, table, sql): name for _, sql, name, table in indexes}, {}
+        )
 
         def made(name: str) -> None:
-            own = _own(fetch, name)
-            tables.setdefault(_folded(name), set()).add(own)
-            orders.setdefault(_folded(name), set()).add((own, _order(fetch, name)))  # 74l 1
-            not_null.setdefault(_folded(name), set()).update(_not_null(fetch, name, keys=True))
-            for column, default in _defaults(fetch, name):
-                defaults.setdefault(_folded(name), {}).setdefault(column, set()).add(default)
-            for column, shape in _columns(fetch, name).items():  # 74i planted7 1-2
-                columns.setdefault(_folded(name), {}).setdefault(column, set()).add(shape)
+            shape = _shape(fetch, name, troths=True)
+            shapes = reference.tables.setdefault(_folded(name), [])
+            if shape not in shapes:
+                shapes.append(shape)
 
-        # the tables made lazily (74c planted6 1), and as earlier troths made them
         for rebuild in ((), PENDING_BY_TICKET, made_lazily()):
             for statement in rebuild:
                 conn.execute(statement)
@@ -409,105 +321,73 @@ def _migrated() -> tuple[
             conn.execute(f"DROP TABLE IF EXISTS {name}")
             conn.execute(earlier)
             made(name)
-        return (
-            indexes,
-            {name: frozenset(own) for name, own in tables.items()},
-            {name: frozenset(columns) for name, columns in not_null.items()},
-            {
-                name: {column: frozenset(made) for column, made in columns.items()}
-                for name, columns in defaults.items()
-            },
-            {
-                name: {column: frozenset(made) for column, made in shapes.items()}
-                for name, shapes in columns.items()
-            },
-            {name: frozenset(shapes) for name, shapes in orders.items()},
-        )
+        return reference
     finally:
         conn.close()
 
 
 def planted(db: SqliteDatabase) -> list[str]:
-    """What `db` holds that troth does not make, each shown as its kind and name ("trigger
-    'gone'"), in order: a trigger not troth's (its audit log's, word for word), a view (troth
-    makes none), a table defined with a conflict clause or a foreign-key action (or whose
-    definition is not UTF-8 text of at most 64 KiB); a name not text of at most 4 KiB shown
-    as its type. First a database encoded other than UTF-8 (troth makes node.db in UTF-8:
-    the definitions' bytes in UTF-16 read as UTF-8 held no word longer than a letter, review
-    72z, planted2 1); then a table troth's migrations make whose own UNIQUE or PRIMARY KEY
-    is not troth's (73h, planted4 1); then a UNIQUE index keeping unique what none of
-    troth's does (its table, key columns, their order and collation, partial clause: 73a,
-    planted3 1); last a table of troth's without one of troth's UNIQUE indexes (73h,
-    planted4 4). A table troth makes lazily is one of troth's (74c, planted6 1); its CHECKs
-    and generated columns are compared with its keys, its NOT NULL columns with those any
-    troth made NOT NULL, its columns' defaults with any troth gave them (planted6 2-4), their
-    types' affinities and collations with troth's (74i planted7 1-2), its columns' order and
-    AUTOINCREMENT with those of a shape of troth's with its keys (74l planted8 1-2)."""
-    made = _made()
+    """What `db` holds that troth does not make (module docstring), each shown as its kind and
+    name ("trigger 'gone'", "table 'x' (a conflict clause)"), in the order of its table."""
     encoding = db.fetch_one("PRAGMA encoding")
     found = [] if encoding == ("UTF-8",) else [f"a database encoded {_shown(encoding[0])}"]
     found += [
         f"{kind} {_shown(name)}"
-        for kind, name, sql in db.fetch_all(_TRIGGERS)
-        if kind != "trigger" or sql not in made
+        for kind, name, sql in db.fetch_all(_TRIGGERS_AND_VIEWS)
+        if kind != "trigger" or sql not in _made_triggers()
     ]
     for name, sql in db.fetch_all(_TABLES):
         clause = _clause(sql)
         if clause is not None:
             found.append(f"table {_shown(name)} ({clause})")
-    made_unique, made_own, made_not_null, made_defaults, made_columns, made_orders = _migrated()
+    reference = _migrated()
     tables: dict[str, str] = {}  # troth's tables `db` holds, by their names folded
-    for (name,) in db.fetch_all(_TABLE_NAMES):  # 73h planted4 1: OR REPLACE deleted rows by it
-        troths = made_own.get(_folded(name)) if isinstance(name, str) else None
+    for (name,) in db.fetch_all(_TABLE_NAMES):
+        troths = reference.tables.get(_folded(name)) if isinstance(name, str) else None
         if troths is not None:
             tables[_folded(name)] = name
-            own = _own(db.fetch_all, name)
-            if own not in troths:  # 74c planted6 2: OR IGNORE skipped a row a CHECK refused
-                found.append(f"table {_shown(name)} ({_unlike(own, troths)} not troth's)")
-            elif not _in_order(  # 74l planted8 1: a secret's engine written as its name
-                _order(db.fetch_all, name),
-                frozenset(order for made, order in made_orders[_folded(name)] if made == own),
-            ):
-                found.append(f"table {_shown(name)} (its columns not in troth's order)")
-            if not _not_null(db.fetch_all, name) <= made_not_null[_folded(name)]:
-                found.append(f"table {_shown(name)} (a NOT NULL column not troth's)")
-            troths_defaults = made_defaults.get(_folded(name), {})
-            if any(  # 74c planted6 4: a lease's retry never due
-                default not in troths_defaults.get(column, (default,))
-                for column, default in _defaults(db.fetch_all, name)
-            ):
-                found.append(f"table {_shown(name)} (a column's DEFAULT not troth's)")
-            shapes = made_columns.get(_folded(name), {})
-            columns = _columns(db.fetch_all, name)
-            for what, part in (("type", 0), ("collation", 1)):  # 74i planted7 1-2
-                if any(
-                    shape[part] not in {made[part] for made in shapes[column]}
-                    for column, shape in columns.items()
-                    if column in shapes
-                ):  # two secrets made one; another secret's leases found
-                    found.append(f"table {_shown(name)} (a column's {what} not troth's)")
+            found += [f"table {_shown(name)} ({what})" for what in _unlike(db, name, troths)]
     uniques: set[_Unique | None] = set()
-    for shown, sql, name, table in db.fetch_all(_UNIQUE):
+    for shown, sql, name, table in db.fetch_all(_UNIQUE_INDEXES):
         unique = _unique(db.fetch_all, name, table, sql)
         uniques.add(unique)
-        if unique not in made_unique:  # 73a planted3 1: untargeted DO NOTHING dropped rows
+        if unique not in reference.unique_indexes:
             found.append(f"index {_shown(shown)}")
-    found += [  # 73h planted4 4: a second identity took a name one had
+    found += [
         f"table {_shown(tables[unique[0]])} (troth's UNIQUE index {index!r} gone)"
-        for unique, index in made_unique.items()
+        for unique, index in reference.unique_indexes.items()
         if unique is not None and unique[0] in tables and unique not in uniques
     ]
     return found
 
 
-def _unlike(own: _Own, troths: frozenset[_Own]) -> str:
-    """What of a table's `own` none of `troths` (its shapes) has, as the refusal names it."""
-    if _keys(own) not in {_keys(made) for made in troths}:
-        return "a UNIQUE or PRIMARY KEY"
-    kinds = ("check", "generated")
-    if _keys(own, without=kinds) not in {_keys(made, without=kinds) for made in troths}:
-        return "its AUTOINCREMENT"
-    return "a CHECK or generated column"
+def _unlike(db: SqliteDatabase, name: str, troths: list[_Shape]) -> Iterator[str]:
+    """What of the table `name` of `db` none of `troths` (its shapes) has, as refusals name it:
+    its own (keys, then AUTOINCREMENT, then CHECKs and generated columns) or, that troth's,
+    its columns' order (one of the shapes with its own: the same, its start, or followed by
+    columns troth never made, none named as the rowid, which `ORDER BY rowid` reads); then
+    each fact of its columns none of troth's of its name has."""
+    copy = _shape(db.fetch_all, name, troths=False)
+    for left_out, what in _OWN_LEVELS:
+        if {made for made in copy.own if made[0] not in left_out} not in [
+            {made for made in shape.own if made[0] not in left_out} for shape in troths
+        ]:
+            yield f"{what} not troth's"
+            break
+    else:
+        if not any(
+            copy.order[: len(shape.order)] == shape.order[: len(copy.order)]
+            and not _ROWID_NAMES & set(copy.order[len(shape.order) :])
+            for shape in troths
+            if shape.own == copy.own
+        ):
+            yield "its columns not in troth's order"
+    for i, what in enumerate(_COLUMN_FACTS):
+        for column, facts in copy.columns.items():
+            made = [shape.columns[column][i] for shape in troths if column in shape.columns]
+            if facts[i] is not None and facts[i] not in made and (made or i == 0):
+                yield f"{what} not troth's"
+                break
 
 
 def _shown(name: object) -> str:
@@ -519,13 +399,10 @@ def _clause(sql: object) -> str | None:
     a write does beyond the write (outside quotes and comments): "a conflict clause" (`ON
     CONFLICT`), "a foreign-key action" (`ON DELETE`, `ON UPDATE`), "its definition
     unreadable"; None: nothing."""
-    try:
-        text = sql.decode() if isinstance(sql, bytes) else None
-    except UnicodeDecodeError:
-        text = None
+    text = _text(sql)
     if text is None:
         return "its definition unreadable"
-    for first, second in itertools.pairwise(_words(text)):
+    for first, second in itertools.pairwise(_words(_tokens(text))):
         if first == "ON" and second in _CLAUSES:
             return _CLAUSES[second]
     return None
@@ -538,10 +415,10 @@ _CLAUSES: Final = {
 }
 
 
-def _words(sql: str) -> Iterator[str]:
-    """The bare words of the SQL text `sql`, upper-cased: strings, quoted names and comments
-    skipped; a quote never closed ends them as a conflict clause would (read as one)."""
-    for token in _tokens(sql):
+def _words(tokens: Iterator[str | None] | list[str | None]) -> Iterator[str]:
+    """The bare words of `tokens` (`_tokens`): strings, quoted names and comments skipped; a
+    quote never closed ends them as a conflict clause would (read as one)."""
+    for token in tokens:
         if token is None:
             yield from ("ON", "CONFLICT")
             return
@@ -550,9 +427,9 @@ def _words(sql: str) -> Iterator[str]:
 
 
 def _tokens(sql: str) -> Iterator[str | None]:
-    """The tokens of the SQL text `sql`: each bare word upper-cased, each string or quoted name
-    as written (its quotes too), each other character but space; comments skipped; None for a
-    quote never closed, then no more."""
+    """The tokens of the SQL text `sql` (lang_keywords.html): each bare word upper-cased
+    (ASCII), each string or quoted name as written (its quotes too), each other character but
+    space; comments skipped; None for a quote never closed, then no more."""
     i, n = 0, len(sql)
     while i < n:
         c = sql[i]
@@ -573,7 +450,7 @@ def _tokens(sql: str) -> Iterator[str | None]:
             j = i
             while j < n and (sql[j].isalnum() or sql[j] in "_$" or ord(sql[j]) > 127):
                 j += 1
-            yield sql[i:j].upper()
+            yield _upper(sql[i:j])
             i = j
         else:
             if not c.isspace():
@@ -581,10 +458,18 @@ def _tokens(sql: str) -> Iterator[str | None]:
             i += 1
 
 
-_SCHEMA_ROW: Final = (
-    f"SELECT type, {text_sql('sql', _TRIGGER_TEXT_BYTES)} FROM sqlite_master "  # noqa: S608
-    "WHERE name = ? COLLATE NOCASE"  # SQLite's names: any case (ASCII), 72v planted 3
-)
+@functools.cache
+def _made_triggers() -> frozenset[bytes]:
+    """The text SQLite keeps (`sqlite_master.sql`, its bytes) of each trigger troth makes."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute(AUDIT_TABLE)
+        for statement in AUDIT_TRIGGERS:
+            conn.execute(statement)
+        rows = conn.execute(_TRIGGERS_AND_VIEWS).fetchall()
+        return frozenset(sql for _, _, sql in rows if isinstance(sql, bytes))
+    finally:
+        conn.close()
 
 
 @functools.cache
@@ -593,13 +478,16 @@ def _made_table(create: str) -> tuple[str, bytes]:
     conn = sqlite3.connect(":memory:")
     try:
         conn.execute(create)
-        ((name, sql),) = conn.execute(
-            f"SELECT name, {text_sql('sql', _TRIGGER_TEXT_BYTES)} FROM sqlite_master "  # noqa: S608
-            "WHERE type = 'table'"
-        ).fetchall()
-        return str(name), bytes(sql)
+        ((name, sql),) = conn.execute(_TABLES).fetchall()
+        return str(name, "utf-8"), bytes(sql)
     finally:
         conn.close()
+
+
+_SCHEMA_ROW: Final = (
+    f"SELECT type, {text_sql('sql', _NAME_BYTES)} FROM sqlite_master "  # noqa: S608
+    "WHERE name = ? COLLATE NOCASE"  # SQLite's names: any case (ASCII), 72v planted 3
+)
 
 
 def check_made(db: SqliteDatabase, create: str) -> None:
