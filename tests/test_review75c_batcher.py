@@ -11,6 +11,13 @@ the node's durable outbox, signing at `add`, refuses it at once. Now one check o
 content (`signing.check_content`) is what `sign_record` and `add` both run: `add` refuses
 each the same way (MALFORMED for signing's ValueError, its own reason for a TraceError),
 nothing queued.
+
+75c batcher 2: a content that is no record's (a kind that is not a `Kind`, a decision that is
+not a `Decision`: the typed fields given other objects) was queued by `add`, and signing it
+raised KeyError or AttributeError out of `next_batch`, with the record left at the head of the
+queue: the trace client's pump, which outlives any failure and tries again, sent no record
+after it, ever. Now `check_content` builds the record at `add` and refuses it (MALFORMED),
+nothing queued.
 """
 
 from __future__ import annotations
@@ -151,6 +158,30 @@ def test_the_payload_bound_is_one_rule_at_add_and_at_signing(over: int, own: boo
         return
     sign_record(held.signer(), content, seq=0, prev=None, time=NOW)
     batcher.add(content, now=NOW)
+    batch = batcher.next_batch(NOW)
+    assert batch is not None
+    assert len(batch.items) == 1
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"kind": "no kind"}, {"decision": "allow"}, {"span": (1, 2)}],
+    ids=["kind", "decision", "span"],
+)
+def test_a_content_that_is_no_records_is_refused_at_add_not_wedging_the_queue(
+    fields: dict[str, Any],
+) -> None:
+    """75c batcher 2: a kind that is not a Kind (or a decision, a span of another type) was
+    queued and its signing raised KeyError or AttributeError out of every `next_batch`, the
+    record staying first in the queue; now `add` refuses it (MALFORMED), nothing queued, and
+    the next record is sent."""
+    batcher = TraceBatcher(Held().signer)
+    batcher.set_head(None)
+    with pytest.raises(TraceError) as refused:
+        batcher.add(_content(fields), now=NOW)
+    assert refused.value.reason is TraceFailure.MALFORMED
+    assert batcher.pending() == 0
+    batcher.add(_content({}), now=NOW)
     batch = batcher.next_batch(NOW)
     assert batch is not None
     assert len(batch.items) == 1

@@ -305,14 +305,19 @@ def check_content(content: RecordContent) -> dict[str, bytes]:
     lowercase hex digits; a resolution's is its escalation's), the fields of its kind (an
     escalation's hash on a resolution only, whom it escalates to on an escalation only), its
     payload at the chain's farthest place within MAX_TRACE_PAYLOAD_BYTES (`_check_payload`).
-    ValueError or TraceError (OVER_LIMIT) as `sign_record` raises them; the canonical JSON of
+    ValueError or TraceError (OVER_LIMIT) as `sign_record` raises them (ValueError too for a
+    field of another type than its own, where `sign_record` fails as it may); the canonical JSON of
     each value otherwise (what `sign_record(encoded=)` signs). `TraceBatcher.add` refuses with
     it, when queued, what signing would (reviews 74s records3 1-2; 75c batcher 1: only the
     values were checked there). `sign_record` runs these same pieces on the record it signs
     (`signable_values`, `_unsigned`'s TraceRecord, `_check_payload` once its payload is near
     the bound): one check, not a copy that could disagree with it."""
     encoded = signable_values(content.values, content.id)
-    _check_payload(content, dict.fromkeys(encoded, _NO_DIGEST))
+    try:
+        _check_payload(content, dict.fromkeys(encoded, _NO_DIGEST))
+    except (AttributeError, KeyError, TypeError) as exc:  # a typed field given another object
+        # (review 75c, batcher 2: queued, its signing failed every batch, first in the queue)
+        raise ValueError(f"not a record's content: {type(exc).__name__}: {exc}") from None
     return encoded
 
 
