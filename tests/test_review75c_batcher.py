@@ -18,6 +18,13 @@ raised KeyError or AttributeError out of `next_batch`, with the record left at t
 queue: the trace client's pump, which outlives any failure and tries again, sent no record
 after it, ever. Now `check_content` builds the record at `add` and refuses it (MALFORMED),
 nothing queued.
+
+75c batcher 3: `add` gave a record naming no id a fresh one (`new_record_id`), a version 3
+resolution too, whose id is its escalation's (`resolution_id` of the escalation's hash, which
+`sign_record` derives when the content names none): signing refused it as a resolution under
+another id, so every resolution recorded through a trace client with no id of its own was set
+aside once sent (MALFORMED), where the node's outbox signs it under its escalation's id. Now
+`add` takes the id signing would (`signing.content_id`).
 """
 
 from __future__ import annotations
@@ -185,3 +192,17 @@ def test_a_content_that_is_no_records_is_refused_at_add_not_wedging_the_queue(
     batch = batcher.next_batch(NOW)
     assert batch is not None
     assert len(batch.items) == 1
+
+
+def test_a_resolution_naming_no_id_is_queued_under_its_escalations_id_and_signed() -> None:
+    """75c batcher 3: a resolution of the escalation whose hash is `_HASH`, naming no id: `add`
+    queued it under a fresh id and signing set it aside (MALFORMED, "a resolution's id is its
+    escalation's"); now it is queued under `resolution_id(_HASH)` and signed in its batch."""
+    batcher = TraceBatcher(Held().signer)
+    batcher.set_head(None)
+    links = Links(parent=_PARENT, parent_hash=_HASH)
+    queued = batcher.add(RecordContent(Kind.RESOLUTION, links=links), now=NOW)
+    assert queued.record == resolution_id(_HASH)
+    batch = batcher.next_batch(NOW)
+    assert batch is not None
+    assert [item.record for item in batch.items] == [queued.record]

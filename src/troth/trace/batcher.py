@@ -53,6 +53,7 @@ from troth.trace.signing import (
     KeyEpoch,
     RecordContent,
     check_content,
+    content_id,
     resolve_key,
     sign_record,
 )
@@ -316,7 +317,7 @@ class TraceBatcher:
             encoded = check_content(content)
         except ValueError as exc:
             raise TraceError(_F.MALFORMED, str(exc)) from None
-        record = content.id or new_record_id(now, self._random(16))
+        record = content_id(content) or new_record_id(now, self._random(16))  # (75c batcher 3)
         member = None if source is None else source.digest
         # kept as queued, encoded once: signed as checked, whatever the caller changes
         # meanwhile (review 74k, records 3)

@@ -57,6 +57,7 @@ __all__ = [
     "check_content",
     "check_disclosures",
     "check_signature",
+    "content_id",
     "decode_failure",
     "keyid_of",
     "open_envelope",
@@ -321,6 +322,17 @@ def check_content(content: RecordContent) -> dict[str, bytes]:
     return encoded
 
 
+def content_id(content: RecordContent) -> str | None:
+    """The id `sign_record` gives a record of `content` whatever its place: the one it names,
+    else a resolution's (`resolution_id` of its escalation's hash: review 53l, resolutions 1);
+    None: a fresh one when signed. `TraceBatcher.add` numbers a record by it (review 75c,
+    batcher 3: it gave a resolution naming none a fresh id, which signing refused)."""
+    parent_hash = content.links.parent_hash
+    if content.id is None and parent_hash is not None:
+        return resolution_id(parent_hash)
+    return content.id
+
+
 def sign_record(
     signer: Signer,
     content: RecordContent,
@@ -354,7 +366,7 @@ def sign_record(
         disclosures[name] = disclosure
         digests[name] = commitment(name, disclosure)
     record_id, links = content.id, content.links
-    if links.parent_hash is not None:  # a resolution's (review 53l, resolutions 1)
+    if links.parent_hash is not None:  # `content_id`, inline (a call per record)
         record_id = record_id or resolution_id(links.parent_hash)
     agent = signer.identity.identifier
     if links.parent_agent is not None:  # `Links.signed_by`, called only when it may drop it
@@ -432,12 +444,9 @@ def _check_payload(content: RecordContent, digests: Mapping[str, bytes]) -> None
     place, so `check_content` (a batcher's `add`) refuses exactly what `sign_record` does
     (review 75c, batcher 1), and a record `resign_record` moves stays within it."""
     links = content.links
-    record_id = content.id
-    if links.parent_hash is not None:  # (as `sign_record`)
-        record_id = record_id or resolution_id(links.parent_hash)
     farthest = _unsigned(
         content,
-        record_id or "0" * 32,
+        content_id(content) or "0" * 32,
         _PLACEHOLDERS[links.parent_agent == _PLACEHOLDERS[0]],  # never the parent's agent
         "0" * 64,
         _FARTHEST,
