@@ -7,7 +7,8 @@ REDACTABLE ("v"), a content id that is not 32 lowercase hex digits. `add` queues
 and `record()` returns as if recorded; signing refuses it (TraceRecord's ValueError, MALFORMED)
 only once its batch is made (`Queued.error`, which a caller failing closed on `record()` never
 reads), where the node's durable outbox, signing at `add`, refuses it at once: records3 1-2's
-disagreement for the other fields. Left (report only, session closed).
+disagreement for the other fields. Fixed by review 75c (batcher 1: `signing.check_content`,
+run by `sign_record` and `add` alike; tests/test_review75c_batcher.py has the rest).
 
 74v last 2: 74u pgwatch8 2's orphaned prepared transaction, through an application's role:
 `revoke_members` removes every membership in the lease's role but ends the sessions of lease
@@ -47,11 +48,6 @@ from troth.trace import Kind, RecordContent, ToolCall
 from troth.trace.batcher import TraceBatcher
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="74v last 1: TraceBatcher.add queues what signing refuses (a value name outside "
-    "REDACTABLE, a malformed content id); left for next session",
-)
 @pytest.mark.parametrize(
     "fields",
     [{"values": {"v": 1}}, {"values": {"args": 1}, "id": "zz"}],
@@ -60,7 +56,7 @@ from troth.trace.batcher import TraceBatcher
 def test_the_batcher_refuses_at_add_a_record_signing_refuses(fields: dict[str, Any]) -> None:
     """74v last 1: a record whose value is named "v" (no REDACTABLE field), or whose id is
     "zz", is queued by `add` and fails only when its batch is signed (MALFORMED, set aside);
-    it should be refused at add (TraceError MALFORMED, nothing queued), as the outbox does."""
+    it is refused at add (TraceError MALFORMED, nothing queued), as the outbox does (75c)."""
     batcher = TraceBatcher(Held().signer)
     batcher.set_head(None)
     content = RecordContent(Kind.TOOL_INVOCATION, tool=ToolCall("t"), **fields)

@@ -2,9 +2,11 @@
 and in order (docs/traces.md, "Collection"). Sans-IO: the caller sends the batches it is given
 and hands back the answers (troth.node.services.trace.TraceClient pumps it over a channel).
 
-- `add(content)` gives the record its id and time at once and queues it, its values as they
-  are then (a copy decoded from their canonical JSON: a caller changing a value it handed in
-  leaves the record as recorded; review 74k, records 3); a full queue
+- `add(content)` refuses what signing would refuse of the record itself
+  (`troth.trace.signing.check_content`: review 75c, batcher 1), gives the record its id and
+  time at once and queues it, its values as they are then (their canonical JSON, checked and
+  signed as such: a caller changing a value it handed in leaves the record as recorded;
+  review 74k, records 3); a full queue
   (`TRACE_QUEUE_RECORDS`) refuses it (TraceError OVER_LIMIT): an agent that cannot keep its
   audit trail stops, it does not drop records silently.
 - `next_batch(now)` signs the queued records in order, chained after the agent's head in the
@@ -35,7 +37,6 @@ signed, since the log accepts only times within MAX_CLOCK_SKEW_SECONDS of its cl
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import threading
 from collections import deque
@@ -51,9 +52,10 @@ from troth.trace.record import new_record_id
 from troth.trace.signing import (
     KeyEpoch,
     RecordContent,
+    check_content,
+    content_id,
     resolve_key,
     sign_record,
-    signable_values,
 )
 from troth.trace.submit import (
     Head,
@@ -107,6 +109,9 @@ class Queued:
     attempts: int = 0
     waits: int = 0
     """Times the service refused it for now (`not accepted yet`) and it was kept."""
+    encoded: Mapping[str, bytes] | None = field(default=None, repr=False)
+    """The canonical JSON of each value as queued (`check_content`: what is signed); the
+    content then holds none (a batcher's; None: the content's values)."""
     _settled: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
@@ -303,20 +308,21 @@ class TraceBatcher:
         source: Identifier | None = None,
     ) -> Queued:
         """Queue a record made at `now` (on behalf of member `source`, if any); TraceError
-        OVER_LIMIT when the queue, or that member's share of it, is full, MALFORMED for a
-        redactable value signing refuses (no JSON, or none an export carries), OVER_LIMIT for
-        values together over MAX_TRACE_RECORD_DISCLOSURE_BYTES, as signing does."""
-        try:  # refused here what signing would refuse (review 74s, records3 1-2)
-            encoded = signable_values(content.values, content.id)
+        OVER_LIMIT when the queue, or that member's share of it, is full; what signing refuses
+        of the record itself as signing does (`check_content`): MALFORMED for its ValueError (a
+        redactable value no export carries, a name not REDACTABLE, a malformed id, a field its
+        kind has not), OVER_LIMIT for values together over MAX_TRACE_RECORD_DISCLOSURE_BYTES
+        or a payload that could be over MAX_TRACE_PAYLOAD_BYTES."""
+        try:  # refused here what signing would refuse (reviews 74s, records3 1-2; 75c batcher 1)
+            encoded = check_content(content)
         except ValueError as exc:
             raise TraceError(_F.MALFORMED, str(exc)) from None
-        # kept as queued: signed when sent, whatever the caller changes meanwhile (review 74k,
-        # records 3)
-        values = {name: json.loads(value) for name, value in encoded.items()}
-        record = content.id or new_record_id(now, self._random(16))
+        record = content_id(content) or new_record_id(now, self._random(16))  # (75c batcher 3)
         member = None if source is None else source.digest
-        kept = dataclasses.replace(content, id=record, values=values)
-        queued = Queued(record, now, kept, chain, member)
+        # kept as queued, encoded once: signed as checked, whatever the caller changes
+        # meanwhile (review 74k, records 3)
+        kept = dataclasses.replace(content, id=record, values={})
+        queued = Queued(record, now, kept, chain, member, encoded=encoded)
         with self._lock:
             if self.pending() >= self.queue_size:
                 raise TraceError(
@@ -416,6 +422,7 @@ class TraceBatcher:
                     time=time,
                     epoch=epoch,
                     random=self._random,
+                    encoded=queued.encoded,
                 )
             except (TraceError, ValueError) as exc:
                 if items:  # sign it first in a batch of its own: its failure is its own

@@ -54,8 +54,10 @@ __all__ = [
     "KeyEpoch",
     "RecordContent",
     "VerifiedRecord",
+    "check_content",
     "check_disclosures",
     "check_signature",
+    "content_id",
     "decode_failure",
     "keyid_of",
     "open_envelope",
@@ -298,6 +300,39 @@ def signable_values(values: Mapping[str, Any], record: str | None = None) -> dic
     return encoded
 
 
+def check_content(content: RecordContent) -> dict[str, bytes]:
+    """Everything `sign_record` refuses about `content` itself, whoever signs it and wherever
+    in the agent's chain: its values (`signable_values`), their names (REDACTABLE), its id (32
+    lowercase hex digits; a resolution's is its escalation's), the fields of its kind (an
+    escalation's hash on a resolution only, whom it escalates to on an escalation only), its
+    payload at the chain's farthest place within MAX_TRACE_PAYLOAD_BYTES (`_check_payload`).
+    ValueError or TraceError (OVER_LIMIT) as `sign_record` raises them (ValueError too for a
+    field of another type than its own, where `sign_record` fails as it may); the canonical JSON of
+    each value otherwise (what `sign_record(encoded=)` signs). `TraceBatcher.add` refuses with
+    it, when queued, what signing would (reviews 74s records3 1-2; 75c batcher 1: only the
+    values were checked there). `sign_record` runs these same pieces on the record it signs
+    (`signable_values`, `_unsigned`'s TraceRecord, `_check_payload` once its payload is near
+    the bound): one check, not a copy that could disagree with it."""
+    encoded = signable_values(content.values, content.id)
+    try:
+        _check_payload(content, dict.fromkeys(encoded, _NO_DIGEST))
+    except (AttributeError, KeyError, TypeError) as exc:  # a typed field given another object
+        # (review 75c, batcher 2: queued, its signing failed every batch, first in the queue)
+        raise ValueError(f"not a record's content: {type(exc).__name__}: {exc}") from None
+    return encoded
+
+
+def content_id(content: RecordContent) -> str | None:
+    """The id `sign_record` gives a record of `content` whatever its place: the one it names,
+    else a resolution's (`resolution_id` of its escalation's hash: review 53l, resolutions 1);
+    None: a fresh one when signed. `TraceBatcher.add` numbers a record by it (review 75c,
+    batcher 3: it gave a resolution naming none a fresh id, which signing refused)."""
+    parent_hash = content.links.parent_hash
+    if content.id is None and parent_hash is not None:
+        return resolution_id(parent_hash)
+    return content.id
+
+
 def sign_record(
     signer: Signer,
     content: RecordContent,
@@ -308,33 +343,67 @@ def sign_record(
     epoch: KeyEpoch | None = None,
     random: Random = os.urandom,
     ids: RecordIds | None = None,
+    encoded: Mapping[str, bytes] | None = None,
 ) -> VerifiedRecord:
     """Number, date, commit and sign `content` as `signer`'s identity. `epoch` (the signer's
     resolved key, when the caller keeps it) saves resolving the attestation again; `ids`
-    (when content names no id) numbers it in the sequence of ids it keeps. TraceError
-    OVER_LIMIT when its values together are over MAX_TRACE_RECORD_DISCLOSURE_BYTES (its
-    proof would not fit a service answer: review 47b, limits 1)."""
+    (when content names no id) numbers it in the sequence of ids it keeps; `encoded` (what
+    `check_content` returned for `content`, kept since: a batcher's queue) is signed for its
+    values, not encoded again (`content.values` is not read). ValueError or TraceError for
+    what `check_content` refuses: OVER_LIMIT when its values together are over
+    MAX_TRACE_RECORD_DISCLOSURE_BYTES (its proof would not fit a service answer: review 47b,
+    limits 1) or its payload could be over MAX_TRACE_PAYLOAD_BYTES."""
     epoch = epoch or resolve_key(signer.identity, signer.attestation)
     epoch.check_time(time)
-    values = content.values
-    entropy = random(16 * (1 + len(values)))  # the id's random bits, then one salt per value
+    signable = signable_values(content.values, content.id) if encoded is None else encoded
+    entropy = random(16 * (1 + len(signable)))  # the id's random bits, then one salt per value
     disclosures: dict[str, Disclosure] = {}
     digests: dict[str, bytes] = {}
     offset = 16
-    signable = signable_values(values, content.id)
     for name in signable:  # (no `items()`: a call per record; review 74s's check costs one)
         disclosure = Disclosure(entropy[offset : offset + 16], signable[name])
         offset += 16
         disclosures[name] = disclosure
         digests[name] = commitment(name, disclosure)
-    record_id, tool, escalation_hash = content.id, content.tool, content.links.parent_hash
-    if escalation_hash is not None:  # a resolution's (review 53l, resolutions 1)
-        record_id = record_id or resolution_id(escalation_hash)
-    record = TraceRecord(  # (positional: keywords cost a lookup each, per record)
+    record_id, links = content.id, content.links
+    if links.parent_hash is not None:  # `content_id`, inline (a call per record)
+        record_id = record_id or resolution_id(links.parent_hash)
+    agent = signer.identity.identifier
+    if links.parent_agent is not None:  # `Links.signed_by`, called only when it may drop it
+        links = links.signed_by(agent)  # (a call per record)
+    record = _unsigned(
+        content,
         record_id
         or (new_record_id(time, entropy[:16]) if ids is None else ids.next(time, entropy[:16])),
-        signer.identity.identifier,  # agent
-        epoch.keyid,  # key
+        agent,
+        epoch.keyid,
+        seq,
+        prev,
+        time,
+        digests,
+        links,
+    )
+    return _seal(signer, epoch, record, disclosures, content)
+
+
+def _unsigned(
+    content: RecordContent,
+    record_id: str,
+    agent: Identifier,
+    key: str,
+    seq: int,
+    prev: bytes | None,
+    time: int,
+    digests: Mapping[str, bytes],
+    links: Links,
+) -> TraceRecord:
+    """The record of `content` with these fields (TraceRecord's ValueError for what it
+    refuses): `sign_record`'s, and `_check_payload`'s at the chain's farthest place."""
+    tool = content.tool
+    return TraceRecord(  # (positional: keywords cost a lookup each, per record)
+        record_id,
+        agent,
+        key,
         seq,
         prev,
         time,
@@ -343,16 +412,57 @@ def sign_record(
         digests,
         content.decision,
         content.authority,
-        content.links.signed_by(signer.identity.identifier),
+        links,
         content.escalation_to,
         content.span,
         # a resolution naming its escalation's hash, a tool its server (reviews 53i, 53l):
         # `version_of`, inline (per record)
         VERSION
-        if escalation_hash is None and (tool is None or tool.server is None)
+        if links.parent_hash is None and (tool is None or tool.server is None)
         else HASHED_VERSION,
     )
-    return _seal(signer, epoch, record, disclosures)
+
+
+_NO_DIGEST: Final = bytes(32)
+_FARTHEST: Final = 2**53 - 1  # the largest seq and time a record holds
+_PLACEHOLDERS: Final = (Identifier(bytes(32)), Identifier(b"\x01" * 32))
+_PAYLOAD_ROOM: Final = (
+    2 * (len(str(_FARTHEST)) - len("0"))  # seq and time: 16 digits, not 1
+    + len('"' + "0" * 64 + '"')
+    - len("null")  # a prev, not null
+    + len(',"parent_agent":""')
+    + len(str(_PLACEHOLDERS[0]))  # the agent's own, kept
+)
+"""What a record's payload may grow by at the chain's farthest place (`_check_payload`)."""
+
+
+def _check_payload(content: RecordContent, digests: Mapping[str, bytes]) -> None:
+    """TraceRecord's ValueError for what it refuses of `content` (with digests of these names),
+    TraceError OVER_LIMIT unless its payload is within MAX_TRACE_PAYLOAD_BYTES wherever in the
+    chain it is signed or signed again (the largest seq and time, a prev, a parent agent that is
+    the signer itself kept, one id as long as any): one rule for every signer, whatever its
+    place, so `check_content` (a batcher's `add`) refuses exactly what `sign_record` does
+    (review 75c, batcher 1), and a record `resign_record` moves stays within it."""
+    links = content.links
+    farthest = _unsigned(
+        content,
+        content_id(content) or "0" * 32,
+        _PLACEHOLDERS[links.parent_agent == _PLACEHOLDERS[0]],  # never the parent's agent
+        "0" * 64,
+        _FARTHEST,
+        _NO_DIGEST,
+        _FARTHEST,
+        digests,
+        links,
+    )
+    size = len(farthest.encode())
+    if size > limits.MAX_TRACE_PAYLOAD_BYTES:
+        raise TraceError(
+            _F.OVER_LIMIT,
+            f"payload of up to {size} bytes (MAX_TRACE_PAYLOAD_BYTES: "
+            f"{limits.MAX_TRACE_PAYLOAD_BYTES})",
+            record=content.id,
+        )
 
 
 def resign_record(
@@ -391,7 +501,7 @@ def resign_record(
         record.span,
         record.version,  # its links keep their meaning (a version 1 parent is by id)
     )
-    return _seal(signer, epoch, moved, dict(disclosures))
+    return _seal(signer, epoch, moved, dict(disclosures), None)
 
 
 _RESIGNED: Final = frozenset({"key", "seq", "prev", "time"})
@@ -415,12 +525,21 @@ def signed_again(envelope: bytes, record: TraceRecord) -> bool:
 
 
 def _seal(
-    signer: Signer, epoch: KeyEpoch, record: TraceRecord, disclosures: Mapping[str, Disclosure]
+    signer: Signer,
+    epoch: KeyEpoch,
+    record: TraceRecord,
+    disclosures: Mapping[str, Disclosure],
+    content: RecordContent | None,
 ) -> VerifiedRecord:
-    """Encode and sign `record`'s payload (the envelope of a VerifiedRecord)."""
+    """Encode and sign `record`'s payload (the envelope of a VerifiedRecord): of `content`,
+    whose payload must be within the bound wherever in the chain (`_check_payload`), or moved
+    (`resign_record`: its payload within it)."""
     payload = record.encode()
-    if len(payload) > limits.MAX_TRACE_PAYLOAD_BYTES:
-        raise TraceError(_F.OVER_LIMIT, f"payload of {len(payload)} bytes")
+    if len(payload) > limits.MAX_TRACE_PAYLOAD_BYTES - _PAYLOAD_ROOM:  # (else within it)
+        if content is not None:
+            _check_payload(content, record.digests)
+        if len(payload) > limits.MAX_TRACE_PAYLOAD_BYTES:
+            raise TraceError(_F.OVER_LIMIT, f"payload of {len(payload)} bytes")
     envelope = encode_envelope(
         PAYLOAD_TYPE, payload, epoch.keyid, signer.sign(pae(PAYLOAD_TYPE, payload))
     )
