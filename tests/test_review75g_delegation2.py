@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NOW
+from tests.support.enroll import acme_and_agent
 from tests.support.leases import broker_at, make_world
 from tests.support.parties import make_party
+from troth.authority.client import enroll_request
 from troth.credentials import (
     Attributes,
     CredentialBody,
@@ -18,6 +20,7 @@ from troth.credentials import (
     delegate,
     issue_credential,
 )
+from troth.credentials.vc import parse_xsd_datetime
 from troth.errors import CredentialError, CredentialFailure, SecretError, SecretFailure
 from troth.secrets import AllowListPolicy
 from troth.vault import SoftwareVault
@@ -97,3 +100,19 @@ def test_a_link_made_ends_when_its_signers_primary_key_does() -> None:
     )
     link = CredentialBody.decode(delegated.credentials[-1].body)
     assert link.expires_at == NOW + KEY_LIFE + 1
+
+
+def test_an_authoritys_vc_ends_when_its_primary_key_does(troth_home: Path) -> None:
+    """75g delegation2 4: `Authority.issue_member_vc` capped a VC's `validUntil` at the signing
+    key's attestation (review 47a, defaults 2), not at the authority's primary key: issued
+    half an hour before that key's end (its signing key renewed for 30 days), the VC of an
+    hour said it was valid half an hour after every verifier refuses it (`verify_vc` checks
+    the issuer's key at its `now`), unlike the CBOR credential issued with it."""
+    with acme_and_agent(None, NOW) as (authority, agent, member, ticket):
+        authority.enroll(enroll_request(agent.identities, "agent", ticket, now=NOW), now=NOW)
+        key_end = authority.signer(NOW).identity.current.body.valid_until
+        now = key_end - 1800
+        document = authority.issue_member_vc(member, now=now)
+        chain = authority.issue_member_credential(member, now=now)
+    assert parse_xsd_datetime(document["validUntil"], "validUntil") == key_end + 1
+    assert CredentialBody.decode(chain.credentials[-1].body).expires_at == key_end + 1

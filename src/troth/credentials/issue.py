@@ -15,7 +15,7 @@ from troth.errors import ArgumentError, CredentialError, CredentialFailure
 from troth.identity import Identifier, Signer
 from troth.kinds import check_kind, got
 
-__all__ = ["check_fits", "delegate", "issue_credential"]
+__all__ = ["check_fits", "delegate", "issue_credential", "signer_key_end"]
 
 _F = CredentialFailure
 
@@ -99,12 +99,13 @@ def check_fits(attributes: Attributes) -> None:
         )
 
 
-def _key_end(signer: Signer, now: int, link: int) -> int:
+def signer_key_end(signer: Signer, now: int, link: int = 0) -> int:
     """When a link `signer` makes at `now` must end: once its primary key's `valid_until` is
     past (a key is valid through it, a link while `now < expires_at`), every verifier refuses
     the chain (ISSUER_INVALID: `VerifiedCredential.keys_valid_until`), so a longer window only
     seemed valid, and a holder re-checking the window alone took it (review 75g, delegation2
-    3). CredentialError ISSUER_INVALID when that key is past it already (rotate first)."""
+    3; an authority's VC too, delegation2 4). CredentialError ISSUER_INVALID (for link `link`)
+    when that key is past it already (rotate first)."""
     valid_until = signer.identity.current.body.valid_until
     if valid_until < now:
         raise CredentialError(
@@ -145,7 +146,7 @@ def issue_credential(
         attributes=attributes,
         created_at=now,
         not_before=now,
-        expires_at=min(now + ttl, signer.expires_at, _key_end(signer, now, 0)),
+        expires_at=min(now + ttl, signer.expires_at, signer_key_end(signer, now)),
         depth=depth,
         delegation=None,
     )
@@ -208,7 +209,7 @@ def delegate(
     if expires_at > signer.expires_at:
         raise CredentialError(_F.ATTESTATION_INVALID, "signing key expires first; renew it", link)
     not_before = max(now, parent.not_before)
-    key_end = _key_end(signer, now, link)
+    key_end = signer_key_end(signer, now, link)
     if key_end <= not_before:
         raise CredentialError(
             _F.ISSUER_INVALID,
