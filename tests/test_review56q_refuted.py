@@ -26,12 +26,12 @@ import pytest
 
 from tests.support.gates import SUPPORT, GatesWorld, T, make_world
 from tests.support.histories import DAY
-from tests.support.parties import signer_as
+from tests.support.parties import hand_signed, signer_as
 from tests.support.traces import agent_log, counted_chain_checks, record_unchecked, under_chain
 from tests.test_review56k_chains import chain_from
 from troth import limits
 from troth.clock import FixedClock
-from troth.credentials import CredentialChain, issue_credential
+from troth.credentials import CredentialBody, CredentialChain, issue_credential
 from troth.crypto import KeyType
 from troth.errors import TraceError, TraceFailure
 from troth.identity import Checkpoint, encode_history, new_identity, rotate_identity
@@ -91,14 +91,21 @@ def test_refuted2_an_unused_history_cannot_move_the_judgement_back(tmp_path: Pat
     vault = world.vault
     primary, identity, _ = new_identity(vault, KeyType.ED25519, now=T, valid_for=5 * DAY)
     signer = signer_as(vault, primary, identity, now=T, ttl=10 * DAY)
-    late = issue_credential(  # made on day 6: the authority's key ran out on day 5
-        signer,
-        subject=world.support.identifier,
-        attributes=SUPPORT,
-        now=T + 6 * DAY,
-        ttl=DAY,
-        depth=3,
+    # made on day 6: the authority's key ran out on day 5 (signed by hand: `issue_credential`
+    # refuses a key past its valid_until since review 75g, delegation2 3)
+    made = T + 6 * DAY
+    body = CredentialBody(
+        bytes(16),
+        world.support.identifier,
+        identity.identifier,
+        SUPPORT,
+        made,
+        made,
+        made + DAY,
+        3,
+        None,
     )
+    late = hand_signed(signer, body)
     chain = CredentialChain((late,), (identity.history,)).encode()
     assert "current key valid" in str(refused_at_append(tmp_path / "plain", world, chain))
     earlier = padded(chain, world, T + 1)  # judged at the earliest time named, it would pass

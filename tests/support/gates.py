@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tests.support.feeds import pages
-from tests.support.parties import Party, make_party, verified_feed
+from tests.support.parties import Party, delegated, make_party, verified_feed
 from troth.credentials import (
     Attributes,
     ChainVerifier,
@@ -166,7 +166,7 @@ def make_world(
     """The authority issues the admin and the support agent their credentials; the support
     agent delegates read access to the sub-agent (with `sub_caveats`) for 7 days. The support
     agent's primary key is valid `support_valid_for` seconds when given (its signing key 90
-    days)."""
+    days), its link to the sub-agent, signed by hand, still lasting 7 days."""
     vault = SoftwareVault()
     authority, admin, support, sub = (make_party(vault, now=T) for _ in range(4))
     if support_valid_for is not None:
@@ -184,15 +184,16 @@ def make_world(
         return CredentialChain((credential,), (authority.identity.history,))
 
     support_chain = member(support, SUPPORT)
-    sub_chain = delegate(
-        support.signer,
+    sub_chain = delegated(
+        support,
         support_chain,
-        subject=sub.identifier,
-        attributes=Attributes({"orders.access": "read"}),
+        sub.identifier,
+        Attributes({"orders.access": "read"}),
         now=T,
         ttl=7 * 86_400,
         purpose="answer complaint 123",
         caveats=sub_caveats,
+        past_keys=support_valid_for is not None,
     )
     return GatesWorld(
         vault,

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.support.backups import copy_db, restore_db
-from tests.support.parties import Party, make_party, verified_feed
+from tests.support.parties import Party, delegated, make_party, verified_feed
 from tests.support.traces import unreachable_outbox
 from troth.credentials import (
     Attributes,
@@ -24,7 +24,6 @@ from troth.credentials import (
     TrustPolicy,
     VerifiedCredential,
     VerifiedFeed,
-    delegate,
     issue_credential,
 )
 from troth.crypto import KeyType
@@ -93,9 +92,16 @@ class LeaseWorld:
         return verified_feed(self.authority, entries, now=now)
 
 
-def make_world(now: int, *, chain_ttl: int = CHAIN_TTL) -> LeaseWorld:
+def make_world(
+    now: int, *, chain_ttl: int = CHAIN_TTL, orchestrator_valid_for: int | None = None
+) -> LeaseWorld:
+    """The world at `now`. With `orchestrator_valid_for`, the orchestrator's primary key is
+    valid that many seconds and its link to agent a, signed by hand, still lasts `chain_ttl`
+    (as troth signed it before review 75g, delegation2 3: a chain outliving its keys)."""
     vault = SoftwareVault()
     authority, user, orchestrator, agent_a, agent_b = (make_party(vault, now=now) for _ in range(5))
+    if orchestrator_valid_for is not None:
+        orchestrator = make_party(vault, now=now, valid_for=orchestrator_valid_for)
 
     def from_authority(subject: Party, depth: int) -> CredentialChain:
         credential = issue_credential(
@@ -108,23 +114,24 @@ def make_world(now: int, *, chain_ttl: int = CHAIN_TTL) -> LeaseWorld:
         )
         return CredentialChain((credential,), (authority.identity.history,))
 
-    to_orchestrator = delegate(
-        user.signer,
+    to_orchestrator = delegated(
+        user,
         from_authority(user, 3),
-        subject=orchestrator.identifier,
-        attributes=ATTRS,
+        orchestrator.identifier,
+        ATTRS,
         now=now,
         ttl=chain_ttl,
         purpose="run the refunds queue",
     )
-    to_a = delegate(
-        orchestrator.signer,
+    to_a = delegated(
+        orchestrator,
         to_orchestrator,
-        subject=agent_a.identifier,
-        attributes=ATTRS,
+        agent_a.identifier,
+        ATTRS,
         now=now,
         ttl=chain_ttl,
         purpose="refund order 4471",
+        past_keys=orchestrator_valid_for is not None,
     )
     chain_b = from_authority(agent_b, 0)
     verifier = ChainVerifier(TrustPolicy(frozenset({authority.identifier})))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from troth.channel import ChannelIdentity
 from troth.channel.verification import HandshakeClaim
-from troth.credentials import Attributes, CredentialChain, VerifiedFeed
+from troth.credentials import Attributes, CredentialChain, VerifiedFeed, delegate
 from troth.credentials.format import CredentialBody, Delegation, SignedCredential
 from troth.crypto import KeyType
 from troth.identity import Identifier, Signer, VerifiedIdentity, attest_purpose_key, new_identity
@@ -197,6 +197,41 @@ def hand_link(
         above.depth - 1 if depth is None else depth,
         Delegation(parent or chain.credentials[-1].hash, "p", caveats),
     )
+    return chain.extended(hand_signed(signer.signer, body), signer.identity.history)
+
+
+def hand_signed(signer: Signer, body: CredentialBody) -> SignedCredential:
+    """`body` signed by `signer` by hand, with no check at all (`issue_credential` and
+    `delegate` cap or refuse what verifiers must refuse too: a key past its `valid_until`)."""
     data = body.encode()
-    signed = SignedCredential(data, signer.signer.sign(data), signer.signer.attestation)
-    return chain.extended(signed, signer.identity.history)
+    return SignedCredential(data, signer.sign(data), signer.attestation)
+
+
+def delegated(
+    by: Party,
+    chain: CredentialChain,
+    subject: Identifier,
+    attributes: Attributes,
+    *,
+    now: int,
+    ttl: int,
+    purpose: str,
+    caveats: tuple[str, ...] = (),
+    past_keys: bool = False,
+) -> CredentialChain:
+    """`delegate`; with `past_keys`, the link signed by hand (`hand_link`), its expiry not
+    capped at `by`'s primary key: a chain outliving its keys, as troth signed one before
+    review 75g (delegation2 3)."""
+    if past_keys:
+        end = now + ttl
+        return hand_link(by, chain, subject, attributes, now=now, expires_at=end, caveats=caveats)
+    return delegate(
+        by.signer,
+        chain,
+        subject=subject,
+        attributes=attributes,
+        now=now,
+        ttl=ttl,
+        purpose=purpose,
+        caveats=caveats,
+    )

@@ -19,6 +19,7 @@ from troth.credentials import (
     SignedCredential,
     issue_credential,
 )
+from troth.credentials.issue import signer_key_end
 from troth.credentials.vc import export_credential_vc, vc_credential_hash
 from troth.encoding import cbor
 from troth.identity import Identifier, PurposeKeyAttestation, Signer, VerifiedIdentity
@@ -139,9 +140,10 @@ class Issuing(AuthorityBase):
 
     def issue_member_vc(self, member: Identifier, *, now: int) -> dict[str, Any]:
         """Member `member`'s credential as a W3C VC (troth.credentials.vc, eddsa-jcs-2022), valid
-        for the authority's credential TTL from `now`, and never past its signing key, like a CBOR
-        credential (`issue_credential`; review 47a, defaults 2: a VC said it lived on after
-        the key no verifier accepts it without). Its `vc_credential_hash` is recorded as
+        for the authority's credential TTL from `now`, and never past its signing key nor its
+        primary key, like a CBOR credential (`issue_credential`; review 47a, defaults 2: a VC
+        said it lived on after the key no verifier accepts it without; review 75g,
+        delegation2 4, after the primary key). Its `vc_credential_hash` is recorded as
         issued to the member in the same transaction, before the VC leaves: removing the member
         revokes it like the member's CBOR credentials (docs/credentials.md). It was issued by the
         CLI, out of the Python API's reach (review 44c, CLI 1)."""
@@ -149,7 +151,9 @@ class Issuing(AuthorityBase):
             attributes = self.member(member).attributes
             self.check_not_held()
             signer = self.signer(now)
-            valid_until = min(now + self.config.credential_ttl, signer.expires_at)
+            # nor past its primary key (review 75g, delegation2 4), as `issue_credential`
+            ends = min(signer.expires_at, signer_key_end(signer, now))
+            valid_until = min(now + self.config.credential_ttl, ends)
             document = export_credential_vc(
                 signer,
                 credential_id=os.urandom(VC_ID_BYTES),

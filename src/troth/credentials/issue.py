@@ -15,7 +15,7 @@ from troth.errors import ArgumentError, CredentialError, CredentialFailure
 from troth.identity import Identifier, Signer
 from troth.kinds import check_kind, got
 
-__all__ = ["check_fits", "delegate", "issue_credential"]
+__all__ = ["check_fits", "delegate", "issue_credential", "signer_key_end"]
 
 _F = CredentialFailure
 
@@ -99,6 +99,23 @@ def check_fits(attributes: Attributes) -> None:
         )
 
 
+def signer_key_end(signer: Signer, now: int, link: int = 0) -> int:
+    """When a link `signer` makes at `now` must end: once its primary key's `valid_until` is
+    past (a key is valid through it, a link while `now < expires_at`), every verifier refuses
+    the chain (ISSUER_INVALID: `VerifiedCredential.keys_valid_until`), so a longer window only
+    seemed valid, and a holder re-checking the window alone took it (review 75g, delegation2
+    3; an authority's VC too, delegation2 4). CredentialError ISSUER_INVALID (for link `link`)
+    when that key is past it already (rotate first)."""
+    valid_until = signer.identity.current.body.valid_until
+    if valid_until < now:
+        raise CredentialError(
+            _F.ISSUER_INVALID,
+            f"the signer's current key was valid until {valid_until}: rotate it first",
+            link,
+        )
+    return valid_until + 1
+
+
 def issue_credential(
     signer: Signer,
     *,
@@ -110,10 +127,11 @@ def issue_credential(
     credential_id: bytes | None = None,
 ) -> SignedCredential:
     """An authority's credential for `subject`. It expires after `ttl` seconds, and never later
-    than the issuer's signing-key attestation (renew the key to issue longer). CredentialError
-    for a depth past MAX_DELEGATION_LINKS (DEPTH_EXCEEDED) or a value the body refuses
-    (MALFORMED); ArgumentError for a number that is not an int, or a subject, attributes or
-    credential id (bytes) of another type."""
+    than the issuer's signing-key attestation (renew the key to issue longer) nor its primary
+    key's `valid_until` (rotate to issue longer: review 75g, delegation2 3). CredentialError
+    for a depth past MAX_DELEGATION_LINKS (DEPTH_EXCEEDED), a primary key already expired
+    (ISSUER_INVALID) or a value the body refuses (MALFORMED); ArgumentError for a number that
+    is not an int, or a subject, attributes or credential id (bytes) of another type."""
     _numbers("issue_credential", now=now, ttl=ttl, depth=depth)
     credential_id = _parties("issue_credential", subject, attributes, credential_id)
     if depth > limits.MAX_DELEGATION_LINKS:
@@ -128,7 +146,7 @@ def issue_credential(
         attributes=attributes,
         created_at=now,
         not_before=now,
-        expires_at=min(now + ttl, signer.expires_at),
+        expires_at=min(now + ttl, signer.expires_at, signer_key_end(signer, now)),
         depth=depth,
         delegation=None,
     )
@@ -153,7 +171,10 @@ def delegate(
     Refuses (CredentialError) unless the signer is the chain's subject, `subject` is not in the
     chain yet (CYCLE), every attribute is held (a set may only shrink), the expiry is no later
     than the parent's nor before the link's start (the parent's, when later than `now`), and
-    the remaining depth is below the parent's. `depth` defaults to one less than the parent's.
+    the remaining depth is below the parent's. The expiry is capped at the signer's primary
+    key's `valid_until` (every verifier refuses the chain from then on: review 75g,
+    delegation2 3); a key past it already, or ending before the link starts, is refused
+    (ISSUER_INVALID: rotate first). `depth` defaults to one less than the parent's.
     `credential_id` (16 bytes) is random unless given (golden vectors). ArgumentError for a
     number that is not an int, a purpose that is not a str, caveats that are not an iterable
     of str (a str is refused: it was taken as one caveat per character), or a subject,
@@ -188,6 +209,14 @@ def delegate(
     if expires_at > signer.expires_at:
         raise CredentialError(_F.ATTESTATION_INVALID, "signing key expires first; renew it", link)
     not_before = max(now, parent.not_before)
+    key_end = signer_key_end(signer, now, link)
+    if key_end <= not_before:
+        raise CredentialError(
+            _F.ISSUER_INVALID,
+            f"the signer's current key ends at {key_end}, before the link starts: rotate it first",
+            link,
+        )
+    expires_at = min(expires_at, key_end)
     if expires_at < not_before:  # review 48j, delegation 2: a bare ValueError from the body
         if parent.not_before > now:
             raise CredentialError(

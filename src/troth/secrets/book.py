@@ -203,7 +203,7 @@ class LeaseBook(BookAudit):
                     raise SecretError(
                         _F.QUOTA_EXCEEDED, f"{self.quota} open leases under member {account}"
                     )
-                cap = min(now + spec.max_ttl, credential.expires_at)
+                cap = min(now + spec.max_ttl, credential.expires_at, _keys_end(credential))
                 self._guard.arm()  # a copy holding a lease is found, its guard deleted (52c)
                 for _ in range(_LOCATOR_DRAWS):  # a locator is taken: draw again (mint is pure)
                     lease_id = LeaseId.new(now)
@@ -394,7 +394,7 @@ class LeaseBook(BookAudit):
         if not limits.MIN_LEASE_TTL <= ttl <= max_ttl:
             raise SecretError(_F.BAD_REQUEST, f"ttl must be 1-{max_ttl} seconds")
         self._check_standing(credential, spec, lease.scope, ttl, now, renewal=True)
-        expires_at = min(now + ttl, cap, credential.expires_at)
+        expires_at = min(now + ttl, cap, credential.expires_at, _keys_end(credential))
         if expires_at <= now:
             raise SecretError(_F.EXPIRED, f"lease {handle} cannot be renewed past {cap}")
         return Grant(
@@ -663,6 +663,15 @@ class LeaseBook(BookAudit):
                 _F.DENIED,
                 f"the credential presented is not valid before {credential.not_before}",
             )
+        # and its issuers' keys, as `ChainVerifier.verify` checks them (no skew either): a
+        # held credential was leased under a non-gates policy after a delegator's primary key
+        # expired (review 75g, delegation2 1)
+        if now >= _keys_end(credential):
+            raise SecretError(
+                _F.EXPIRED,
+                "the credential presented has expired: an issuer's current key was valid until "
+                f"{credential.keys_valid_until}",
+            )
         self._feeds.check(credential, self._store)  # `_check_feed`, one frame less
         question = LeaseQuestion(
             credential, spec.name, spec.engine, scope, ttl, renewal, now, spec.grantable_by
@@ -744,6 +753,14 @@ class LeaseBook(BookAudit):
             for lease in leases
         ]
         return [lease for lease in started if lease is not None]
+
+
+def _keys_end(credential: VerifiedCredential) -> int:
+    """When `credential`'s issuer keys stop being valid, as a lease's end (a lease is live
+    while `now < expires_at`; a key is valid through its `valid_until`): a lease and its
+    renewals end then too, not at the chain's expiry alone (review 75g, delegation2 2: a lease
+    outlived the keys every verifier refuses the chain by)."""
+    return credential.keys_valid_until + 1
 
 
 def _ended(lease: Lease) -> SecretError:
