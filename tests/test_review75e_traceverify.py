@@ -13,6 +13,7 @@ from tests.support.traces import (
     NOW,
     Held,
     export_lines,
+    one_line_export,
     open_log,
     re_signed,
     recorder,
@@ -94,13 +95,7 @@ def test_an_export_line_showing_another_number_than_its_disclosure_committed_is_
     1e-400) where the agent committed to 20 (or 0) verified, what a reader keeping the
     number's digits (jq 1.7) shows not what was signed. Refused now (malformed): a line's
     numbers are the doubles they spell (troth writes each as the shortest that reads back)."""
-    clock = FixedClock(NOW)
-    log = open_log(tmp_path / "log.db", clock)
-    recorder(log, Held(), clock).record(tool_call(args={"amount": 20, "fee": 0}))
-    log.checkpoint()
-    (line,) = export_lines(log)
-    log.close()
-    text = json.dumps(line)
+    text = one_line_export(tmp_path / "log.db", args={"amount": 20, "fee": 0})
     assert verify_export([text.encode()]).records == 1
     assert committed in text
     with pytest.raises(TraceError) as caught:

@@ -215,6 +215,18 @@ def export_lines(log: TraceLog) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.getvalue().splitlines()]
 
 
+def one_line_export(path: Path, **values: Any) -> str:
+    """The one line (its JSON text) of the export of a log at `path` holding one tool call
+    disclosing `values`."""
+    clock = FixedClock(NOW)
+    log = open_log(path, clock)
+    recorder(log, Held(), clock).record(tool_call(**values))
+    log.checkpoint()
+    (line,) = export_lines(log)
+    log.close()
+    return json.dumps(line)
+
+
 def re_signed(lines: list[dict[str, Any]], owner: Held, time: int) -> list[bytes]:
     """`lines` (an export's, parsed) as the lines of a log holding their envelopes in this
     order, its checkpoint signed at `time` by the log's key (`owner`: a collector that signs

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from decimal import Decimal
+from decimal import Decimal, DecimalException
 from typing import Any, Final, NoReturn
 
 from troth import limits
@@ -102,11 +102,16 @@ def _double(text: str) -> float:
 def _exact_double(text: str) -> float:
     """`_double`, refusing a literal that is not the double it reads as: digits past a double's
     precision (`20.000000000000001`, read as 20), a nonzero number that underflows (`1e-400`,
-    read as 0). Any literal numerically equal to the shortest that reads back (what Python,
-    JavaScript and RFC 8785 write: `0.1`, `1e+20`, `100.0`) passes (RFC 7493 §2.2: no
-    greater precision than a double's)."""
+    read as 0), an exponent past `Decimal`'s range (`1e-99999999999999999999`, never a
+    double's shortest form). Any literal numerically equal to the shortest that reads back
+    (what Python, JavaScript and RFC 8785 write: `0.1`, `1e+20`, `100.0`) passes (RFC 7493
+    §2.2: no greater precision than a double's)."""
     value = _double(text)
-    if Decimal(text) != Decimal(repr(value)):
+    try:  # an exponent past Decimal's range raises (review 75h, traceverify2 1): refused
+        exact = Decimal(text) == Decimal(repr(value))
+    except DecimalException:
+        exact = False
+    if not exact:
         raise DecodeError(
             f"number {text[:24]}{'...' if len(text) > 24 else ''} is not the double"
             f" it reads as ({value!r}: RFC 7493 §2.2)"

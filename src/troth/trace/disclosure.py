@@ -8,6 +8,7 @@ payload's string encoder). troth.trace.record re-exports every name here."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -127,11 +128,22 @@ _SHALLOW: Final = 16
 nests no deeper than that, well within what an export line carries."""
 
 
+_LONG_DIGITS: Final = re.compile(rb"[0-9]{16}")
+"""16 digits in a row: possibly an integer past 2**53 - 1 (`9007199254740992` has 16), which
+RFC 8785 writes for a double of integral value below 1e21 (`1e16`: `10000000000000000`) and
+no export's verifier reads (I-JSON): such a value takes the full check (review 75h,
+traceverify2 2: taken as exportable, signing it raised)."""
+
+
 def _exportable(encoded: bytes) -> bool:
     """Whether a disclosure's canonical JSON is a value an export line carries
     (`is_canonical_value`: `sign_record` refuses a record holding any other), checked in full
-    only past the cheap case of a shallow ASCII value."""
-    if encoded.isascii() and encoded.count(b"[") + encoded.count(b"{") <= _SHALLOW:
+    only past the cheap case of a shallow ASCII value of no long run of digits."""
+    if (
+        encoded.isascii()
+        and encoded.count(b"[") + encoded.count(b"{") <= _SHALLOW
+        and _LONG_DIGITS.search(encoded) is None
+    ):
         return True
     return is_canonical_value(encoded)
 

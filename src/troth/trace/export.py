@@ -473,7 +473,9 @@ def verify_bundle(
     record, the kept size's last, shows grew from it (VALID; review 63s, traces 1: else
     INCONSISTENT), or the answer is UNANCHORED; a kept note that is none is refused as such
     first (review 51g, kept 1). `issuers`: a node's
-    check of the chain's issuer histories against its copies (`check_issuers`)."""
+    check of the chain's issuer histories against its copies (`check_issuers`). A dict is
+    taken as the value parsed: its numbers are the values checked (the bytes' I-JSON and
+    exact-number checks, `load_json`, are the caller's who parsed it; review 75h)."""
     if anchor is not None:
         parse_kept(anchor)
     return _verify_line(data, anchor, known, checkpoints, rows, issuers=issuers)[0]
