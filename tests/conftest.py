@@ -10,11 +10,13 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.support.reaper import start_reaper
+from tests.support.schedule import LongFilesFirst
 from tests.support.sources import each_loopback_address_a_source
 from troth.clock import FixedClock
 from troth.node import init_node
@@ -55,6 +57,13 @@ def pytest_configure(config: pytest.Config) -> None:
     # what the run starts (node daemons, the PostgreSQL server) dies with it, also when it is
     # killed before any teardown, and its temporary files go (review 68h, hygiene 1)
     start_reaper(scratch)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LongFilesFirst | None:
+    """`make test`'s `--dist loadfile` starts the few files of tens of seconds first, where
+    xdist left them among the last (tests/support/schedule.py; 75a citime)."""
+    return LongFilesFirst(config, log) if config.getvalue("dist") == "loadfile" else None
 
 
 @pytest.fixture(autouse=True)

@@ -34,14 +34,11 @@ from tests.support.load import (
 )
 from troth.transport.connection import source_network
 
-pytestmark = [
-    pytest.mark.load,
-    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc and 127/8"),
-]
-
 CAP = 48
 
 
+@pytest.mark.load
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc and 127/8")
 def test_one_network_of_sources_at_the_cap_does_not_lock_a_newcomer_out(nodes: Nodes) -> None:
     """Was a strict xfail until the table took a fair share between networks too.
     48 connections (the cap, set through the environment), one from each of 48 addresses
@@ -70,14 +67,15 @@ def test_one_network_of_sources_at_the_cap_does_not_lock_a_newcomer_out(nodes: N
         attackers += late
         for sock in late:
             sock.sendall(garbage_frame(100))
-        assert closed_by_node(attackers, timeout=2) >= len(attackers) - (CAP - 1)
+        gave_way = len(attackers) - (CAP - 1)
+        assert closed_by_node(attackers, timeout=2, at_least=gave_way) >= gave_way
         assert timed_echo(f"{net.hub.address}/service/echo") < LIVENESS
     finally:
         close_all(attackers)
     assert net.hub.rss() - before < 16 * MiB
 
 
-@pytest.mark.parametrize(
+@pytest.mark.parametrize(  # (no node process: in the main run, not the load run)
     ("source", "network"),
     [
         ("127.0.5.7", "127.0.5.0/24"),
@@ -93,6 +91,8 @@ def test_a_source_counts_in_its_network(source: str, network: str) -> None:
     assert source_network(source) == network
 
 
+@pytest.mark.load
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc and 127/8")
 def test_a_newcomer_the_node_refuses_is_told_its_connection_closed(nodes: Nodes) -> None:
     """Review 48h, sources 2: the node refuses a connection over a limit by closing it as it
     accepts it, after the peer's handshake message 1 was already on its way. The peer's

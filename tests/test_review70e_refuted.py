@@ -115,14 +115,14 @@ def test_the_test_seam_ships_in_no_package() -> None:
     assert not list((ROOT / "src").rglob("sitecustomize.py"))
 
 
-@pytest.mark.load
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs 127.0.0.0/8")
 def test_a_node_process_started_as_a_user_starts_it_counts_loopback_as_one_source(
     nodes: Nodes,
 ) -> None:
     """Tried: a local user against a real node process started without the test seam (the
     environment a user starts it with), its per-source cap at 2, from 127.0.0.2, 127.0.0.3,
-    127.1.0.4 and 127.1.0.5: the node closes two of the four (one source)."""
+    127.1.0.4 and 127.1.0.5: the node closes two of the four (one source). Four connections,
+    nothing timed: in the main run, not the serial load run (75a citime)."""
     run("node", "create", "solo")
     node = nodes.start(
         "solo",
@@ -133,7 +133,10 @@ def test_a_node_process_started_as_a_user_starts_it_counts_loopback_as_one_sourc
     sockets = [connect(source, node) for source in ["127.0.0.2", "127.0.0.3", "127.1.0.4"]]
     sockets.append(connect("127.1.0.5", node))
     try:
-        assert closed_by_node(sockets, timeout=3) == 2
+        # the node refuses at accept: two closed as they come (waited for until then), and
+        # no more than two (the others still open a while after)
+        assert closed_by_node(sockets, timeout=3, at_least=2) == 2
+        assert closed_by_node(sockets, timeout=0.5) == 2
     finally:
         for sock in sockets:
             sock.close()
