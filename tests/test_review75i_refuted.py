@@ -14,7 +14,8 @@ none; 300 here): every role of the chain is named.
 Refuted 3: a lease hiding a role behind a CREATEROLE one (whose members the walk does not
 follow): adding a member to another role needs ADMIN OPTION on it, which a lease's role has on
 no role (on 14 and older only on itself), and a member of a CREATEROLE role may `SET ROLE` to
-it, an administrator already.
+it, an administrator already. Nor behind `pg_database_owner`, whose member (the database's owner)
+is no row of pg_auth_members: it may be a member of no role.
 
 Refuted 4: the re-grant after a failed second ending granting more than was revoked: a member
 that held ADMIN OPTION gets the membership back without it, a member that held none none, and
@@ -87,11 +88,14 @@ def test_no_cycle_and_a_deep_chain_is_walked_whole(pg_server: PgServer) -> None:
 
 def test_a_lease_adds_no_member_to_another_role(pg_server: PgServer) -> None:
     """Refuted 3: lease `_FIRST`'s session grants the admin's role (CREATEROLE) and
-    `_SECOND`'s to `_SECOND` and `_FIRST`: both refused (no ADMIN OPTION on them)."""
-    with _roles(pg_server), pg_server.connect(user=_FIRST, password="x") as lease:
+    `_SECOND`'s to `_SECOND` and `_FIRST`: both refused (no ADMIN OPTION on them); and
+    `_REVOKED` granted to `pg_database_owner` is refused to the superuser too."""
+    with _roles(pg_server) as su, pg_server.connect(user=_FIRST, password="x") as lease:
         for role, member in ((_ADMIN, _SECOND), (_SECOND, _FIRST)):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 lease.execute(f"GRANT {role} TO {member}")
+        with pytest.raises(psycopg.errors.InternalError, match="cannot be a member"):
+            su.execute(f"GRANT {_REVOKED} TO pg_database_owner")
 
 
 def test_the_regrant_grants_no_more_than_was_revoked(pg_server: PgServer) -> None:
