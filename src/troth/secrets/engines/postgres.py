@@ -292,11 +292,18 @@ class PostgresEngine:
         except SecretError:
             self._strip(settings, ref, upstream)  # still LOGIN: nothing to log in to (71b)
             raise
-        with self._admin(settings, settings["dbname"], upstream, "revoke role") as conn:
-            _take_shared(conn, ref, settings["terminate_wait_ms"])
-            # its sessions ended and no new one: it makes nothing more (a grant another role
-            # makes it later fails DROP ROLE below, and the retry finds that database)
-            elsewhere = _databases_of(conn, ref) - set(_databases(settings))
+        try:
+            with self._admin(settings, settings["dbname"], upstream, "revoke role") as conn:
+                _take_shared(conn, ref, settings["terminate_wait_ms"])
+                # its sessions ended and no new one: it makes nothing more (a grant another
+                # role makes it later fails DROP ROLE below, and the retry finds that database)
+                elsewhere = drops.databases_of(conn, ref) - set(_databases(settings))
+        except SecretError:
+            # a member's session that did not end keeps its membership for the retry (75b
+            # pglast 2), and the member's other sessions set their role to the lease with
+            # every privilege it held, at every retry (review 75i, pglast2 1)
+            self._strip(settings, ref, upstream, shared=False)
+            raise
         listed = [(database, True) for database in _databases(settings)]
         for database, keep in listed + [(database, False) for database in sorted(elsewhere)]:
             with self._admin(settings, database, upstream, "drop owned", keep=keep) as conn:
@@ -341,16 +348,20 @@ class PostgresEngine:
             locks.unlink_large_objects(conn, role)
             drops.drop_owned(conn, role, self.role_prefix)
 
-    def _strip(self, settings: Mapping[str, Any], role: str, upstream: SecretValue) -> None:
+    def _strip(
+        self, settings: Mapping[str, Any], role: str, upstream: SecretValue, *, shared: bool = True
+    ) -> None:
         """Take `role`'s memberships, privileges and objects (in the shared catalogs and in each
         listed database) when it could not be made NOLOGIN: a session that takes no interrupt
         while it holds the role's row kept it logging in with every privilege until the retry
         (review 71b, pglease 4), and with its schema and all it made there, which it read and
         wrote again from a new session for as long as that statement ran (review 71j, pglease
-        7). As far as it goes: the revocation fails and is retried."""
+        7); or whose members' sessions did not all end (not `shared`: that step failed; review
+        75i, pglast2 1). As far as it goes: the revocation fails and is retried."""
         try:
-            with self._admin(settings, settings["dbname"], upstream, "revoke role") as conn:
-                _take_shared(conn, role, settings["terminate_wait_ms"])
+            if shared:
+                with self._admin(settings, settings["dbname"], upstream, "revoke role") as conn:
+                    _take_shared(conn, role, settings["terminate_wait_ms"])
         except SecretError:
             pass
         for database in _databases(settings):
@@ -668,19 +679,6 @@ def _databases(settings: Mapping[str, Any]) -> list[str]:
     return list(dict.fromkeys([settings["dbname"], *settings["databases"]]))
 
 
-def _databases_of(conn: Any, role: str) -> set[str]:
-    """The databases where `role` owns an object or holds a privilege (pg_shdepend; those
-    that take no connection, template0, cannot hold one). A lease may create a large object
-    in any database PUBLIC may connect to, listed or not: DROP ROLE fails while it exists."""
-    rows = conn.execute(
-        "SELECT DISTINCT d.datname FROM pg_shdepend s JOIN pg_database d ON d.oid = s.dbid "
-        "WHERE s.refclassid = 'pg_authid'::regclass AND d.datallowconn "
-        "AND s.refobjid = (SELECT oid FROM pg_roles WHERE rolname = %s)",
-        (role,),
-    ).fetchall()
-    return {name for (name,) in rows}
-
-
 def _own_schema(conn: Any, role: str) -> None:
     """Make the lease's own schema in the connection's database (dbname), named after its role
     and owned by it, in the transaction that creates the role (review 70n, schemas 2): the
@@ -769,16 +767,17 @@ def _short_wait(conn: Any, statement: Any, wait_ms: int | None = None) -> None:
 
 def _take_shared(conn: Any, role: str, wait_ms: int) -> None:
     """REVOKE `role`'s memberships (a role made by an older release is a member of its
-    templates), those in it, ending the sessions of each role that may act as it
-    (`locks.revoke_members`), and its privileges in the shared catalogs."""
+    templates), its privileges in the shared catalogs and the memberships in it, ending the
+    sessions of each role that may act as it (`locks.revoke_members`: last, as it may fail
+    keeping them; review 75i, pglast2 1)."""
     from psycopg import sql
 
     for group in sorted(_memberships(conn, role)):
         conn.execute(
             sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(group), sql.Identifier(role))
         )
-    locks.revoke_members(conn, role, lambda member: _end_sessions(conn, member, wait_ms))
     grants.apply(conn, "REVOKE", role, grants.held(conn, role, shared=True))
+    locks.revoke_members(conn, role, lambda member: _end_sessions(conn, member, wait_ms))
 
 
 def _end_sessions(conn: Any, role: str, wait_ms: int, *, strict: bool = True) -> None:

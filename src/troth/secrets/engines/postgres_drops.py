@@ -45,9 +45,25 @@ __all__ = [
     "DROP_ROUNDS",
     "DROP_ROUND_OBJECTS",
     "DROP_SWEEPS",
+    "databases_of",
     "drop_objects",
     "drop_owned",
 ]
+
+
+def databases_of(conn: Any, role: str) -> set[str]:
+    """The databases where `role` owns an object or holds a privilege (pg_shdepend; those
+    that take no connection, template0, cannot hold one). A lease may create a large object
+    in any database PUBLIC may connect to, listed or not: DROP ROLE fails while it exists (a
+    revocation runs `DROP OWNED` there too)."""
+    rows = conn.execute(
+        "SELECT DISTINCT d.datname FROM pg_shdepend s JOIN pg_database d ON d.oid = s.dbid "
+        "WHERE s.refclassid = 'pg_authid'::regclass AND d.datallowconn "
+        "AND s.refobjid = (SELECT oid FROM pg_roles WHERE rolname = %s)",
+        (role,),
+    ).fetchall()
+    return {name for (name,) in rows}
+
 
 DROP_BATCH_LOCKS: Final = 1000
 """Locks (objects and their dependents) a revocation's drop of a lease's objects takes in one

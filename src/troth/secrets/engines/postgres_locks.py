@@ -227,12 +227,36 @@ def revoke_members(conn: Any, role: str, end_sessions: Callable[[str], None]) ->
     try:
         for member in ended:
             end_sessions(member)
-    except Exception:
-        for member in [member for member, direct, ends in rows if direct and ends]:
+    except BaseException:
+        _grant_again(conn, role, [member for member, direct, ends in rows if direct and ends])
+        raise
+
+
+def _grant_again(conn: Any, role: str, members: list[str]) -> None:
+    """GRANT `role` to each of `members` again (`revoke_members`' second ending failed), each
+    on its own: one failing (a member dropped meanwhile, another broker's revocation of that
+    lease) stopped the rest, the members after it left without their membership, their
+    sessions no longer ended at the retry (review 75i, pglast2 3); and after an interrupt too
+    (a daemon's shutdown as a session was being ended), which skipped them all (pglast2 2).
+    Granted as PostgreSQL grants by default (no ADMIN OPTION: never more than was revoked on
+    15 and older). An interrupt in one GRANT is raised once the rest are sent."""
+    import psycopg
+    from psycopg import sql
+
+    interrupt: BaseException | None = None
+    for member in members:
+        try:
             conn.execute(
                 sql.SQL("GRANT {} TO {}").format(sql.Identifier(role), sql.Identifier(member))
             )
-        raise
+        except psycopg.errors.UndefinedObject:
+            continue  # dropped meanwhile: no session of it is left to act as `role`
+        except psycopg.Error:
+            continue  # (the connection lost: the caller raises the second ending's error)
+        except BaseException as exc:
+            interrupt = interrupt or exc
+    if interrupt is not None:
+        raise interrupt
 
 
 LOCK_HOLDERS: Final = (
