@@ -28,6 +28,10 @@ delivered; the batcher now lets them go when the record is answered.
 75k batcher2 5: a record within MAX_TRACE_PAYLOAD_BYTES at its own place but over it at the
 chain's farthest one was refused "payload of up to N bytes", N over the size the caller
 could measure, without saying why. The refusal now names the rule (the farthest place).
+
+75k batcher2 7 (xfail strict, troth.trace.adapters, outside this area): a gate's recorder keeps
+up to 64 deciding policy ids of up to 256 characters in a record's payload, over 16 KiB: such a
+decision is never recorded and the call fails closed; the ids kept should be cut to fit.
 """
 
 from __future__ import annotations
@@ -41,12 +45,17 @@ import pytest
 
 from tests.support.traces import NOW, Held
 from tests.test_review75c_batcher import _at_the_bound
+from troth import limits
 from troth.errors import TraceError, TraceFailure
+from troth.gates import DecisionRecord, Outcome, PolicyDecision
+from troth.gates import ToolCall as GateCall
 from troth.identity import Identifier
 from troth.storage import SqliteDatabase
 from troth.trace import Kind, RecordContent, ToolCall, sign_record
+from troth.trace.adapters import decision_content
 from troth.trace.batcher import TraceBatcher
 from troth.trace.outbox import TraceOutbox
+from troth.trace.signing import check_content
 from troth.trace.submit import Head, Receipts, Status, SubmitResult
 
 _TOOL = ToolCall("t")
@@ -186,3 +195,23 @@ def test_an_answered_record_lets_its_values_bytes_go() -> None:
     assert queued.result() == 0
     assert getattr(queued, "_encoded", None) is None
     assert getattr(queued, "encoded", None) is None
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="75k batcher2 7, outside batcher2 (troth.trace.adapters): a gate's recorder keeps "
+    "up to MAX_TRACE_POLICY_IDS deciding policy ids of up to MAX_TRACE_TEXT characters in the "
+    "payload, 64 x 256 over MAX_TRACE_PAYLOAD_BYTES: signing refuses the record (OVER_LIMIT) "
+    "and the call fails closed, each time; the ids kept should be cut to fit (all are in the "
+    "disclosed result anyway)",
+)
+def test_a_gate_decision_of_many_long_policy_ids_is_a_record_signing_takes() -> None:
+    """75k batcher2 7 (xfail, troth.trace.adapters): a decision determined by 64 policies
+    whose ids are 256 characters long (each a valid record text, the most a record names)
+    makes `decision_content` a content `check_content` refuses OVER_LIMIT: the gate can never
+    record it, and fails closed on every such call."""
+    ids = tuple(f"{n:02d}" + "p" * (limits.MAX_TRACE_TEXT - 2) for n in range(64))
+    decision = PolicyDecision(False, Outcome.FORBIDDEN, "forbidden", ids, revision=1)
+    made = DecisionRecord(NOW, None, GateCall("refund"), decision)
+    content, _ = decision_content(made, Held().identifier)
+    check_content(content)
