@@ -42,6 +42,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Final, Protocol
 
 from troth import limits
@@ -50,12 +51,13 @@ from troth.errors import TraceError, TraceFailure
 from troth.identity import Identifier, Signer
 from troth.trace.record import new_record_id
 from troth.trace.signing import (
+    ContentError,
     KeyEpoch,
     RecordContent,
+    _sign,
     check_content,
     content_id,
     resolve_key,
-    sign_record,
 )
 from troth.trace.submit import (
     Head,
@@ -109,9 +111,10 @@ class Queued:
     attempts: int = 0
     waits: int = 0
     """Times the service refused it for now (`not accepted yet`) and it was kept."""
-    encoded: Mapping[str, bytes] | None = field(default=None, repr=False)
-    """The canonical JSON of each value as queued (`check_content`: what is signed); the
-    content then holds none (a batcher's; None: the content's values)."""
+    _encoded: Mapping[str, bytes] | None = field(default=None, repr=False)
+    """The canonical JSON of each value as queued (`check_content`: what is signed), read-only;
+    the content then holds none (a batcher's; None: the content's values). Private: a caller
+    writing into it had bytes no check saw signed (review 75k, batcher2 2)."""
     _settled: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
@@ -163,6 +166,24 @@ def attempts_after(reason: TraceFailure | None, attempts: int) -> int | None:
     if reason in RESIGNED and counted + 1 < RESIGN_ATTEMPTS:
         return counted + 1
     return None
+
+
+def member_of(
+    content: RecordContent, source: Identifier | None, chain: bytes | None
+) -> bytes | None:
+    """The digest of member `source` a record of `content` is added for (None: none);
+    TraceError MALFORMED unless `content` is a RecordContent, `source` an Identifier and
+    `chain` bytes, or None (review 75k, batcher2 3-4: a chain of text was queued and failed
+    every batch, first in the queue; a content or member of another type raised a raw error)."""
+    if not isinstance(content, RecordContent):
+        raise ContentError(f"not a record's content: {type(content).__name__}")
+    if chain is not None and not isinstance(chain, bytes):
+        raise TraceError(_F.MALFORMED, f"a delegation chain is bytes, not {type(chain).__name__}")
+    if source is None:
+        return None
+    if not isinstance(source, Identifier):
+        raise TraceError(_F.MALFORMED, f"a member is an Identifier, not {type(source).__name__}")
+    return source.digest
 
 
 def resign_time(made: int, now: int, floor: int) -> int:
@@ -309,20 +330,20 @@ class TraceBatcher:
     ) -> Queued:
         """Queue a record made at `now` (on behalf of member `source`, if any); TraceError
         OVER_LIMIT when the queue, or that member's share of it, is full; what signing refuses
-        of the record itself as signing does (`check_content`): MALFORMED for its ValueError (a
+        of the record itself as signing does (`check_content`): MALFORMED (ContentError) for a
         redactable value no export carries, a name not REDACTABLE, a malformed id, a field its
-        kind has not), OVER_LIMIT for values together over MAX_TRACE_RECORD_DISCLOSURE_BYTES
-        or a payload that could be over MAX_TRACE_PAYLOAD_BYTES."""
-        try:  # refused here what signing would refuse (reviews 74s, records3 1-2; 75c batcher 1)
-            encoded = check_content(content)
-        except ValueError as exc:
-            raise TraceError(_F.MALFORMED, str(exc)) from None
+        kind has not, a field of another type, OVER_LIMIT for values together over
+        MAX_TRACE_RECORD_DISCLOSURE_BYTES or a payload that could be over
+        MAX_TRACE_PAYLOAD_BYTES; MALFORMED for a chain that is no bytes, a member no Identifier
+        (`member_of`)."""
+        # refused here what signing would refuse (reviews 74s, records3 1-2; 75c batcher 1)
+        encoded = MappingProxyType(check_content(content))
+        member = member_of(content, source, chain)
         record = content_id(content) or new_record_id(now, self._random(16))  # (75c batcher 3)
-        member = None if source is None else source.digest
         # kept as queued, encoded once: signed as checked, whatever the caller changes
         # meanwhile (review 74k, records 3)
         kept = dataclasses.replace(content, id=record, values={})
-        queued = Queued(record, now, kept, chain, member, encoded=encoded)
+        queued = Queued(record, now, kept, chain, member, _encoded=encoded)
         with self._lock:
             if self.pending() >= self.queue_size:
                 raise TraceError(
@@ -349,7 +370,9 @@ class TraceBatcher:
         return queued
 
     def _settle(self, queued: Queued, index: int | None, error: TraceError | None) -> None:
-        """`queued` answered (delivered at `index`, or refused): its member's place is free."""
+        """`queued` answered (delivered at `index`, or refused): its member's place is free, its
+        values' bytes let go (the caller may keep it: review 75k, batcher2 6)."""
+        queued._encoded = None
         member = queued.source
         if member is not None and not queued.done:  # (its place is freed once)
             with self._lock:
@@ -414,15 +437,16 @@ class TraceBatcher:
             time = resign_time(queued.time, now, 0 if head is None else head.time)
             seq, prev = (0, None) if head is None else (head.seq + 1, head.hash)
             try:
-                verified = sign_record(
+                verified = _sign(  # its values as checked at `add` (75k batcher2 1)
                     signer,
                     queued.content,
-                    seq=seq,
-                    prev=prev,
-                    time=time,
-                    epoch=epoch,
-                    random=self._random,
-                    encoded=queued.encoded,
+                    queued._encoded,
+                    seq,
+                    prev,
+                    time,
+                    epoch,
+                    self._random,
+                    None,
                 )
             except (TraceError, ValueError) as exc:
                 if items:  # sign it first in a batch of its own: its failure is its own

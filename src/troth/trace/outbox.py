@@ -107,6 +107,7 @@ from troth.trace.batcher import (
     head_reported,
     held_back,
     lost_chain,
+    member_of,
     resign_time,
 )
 from troth.trace.outbox_redact import redact_outbox, scrub_quietly
@@ -277,9 +278,10 @@ class TraceOutbox:
     ) -> Queued:
         """Sign a record made at `now` (on behalf of member `source`, if any) and commit it to
         the outbox; TraceError OVER_LIMIT when the outbox, or that member's share of it, is
-        full, MALFORMED for a redactable value that is not JSON."""
+        full, MALFORMED for a content signing refuses (ContentError), a chain that is no bytes,
+        a member no Identifier (`member_of`: review 75k, batcher2 3-4)."""
         agent = self._agent
-        member = None if source is None else source.digest
+        member = member_of(content, source, chain)
         _, verified = self._signing(
             now,
             self._signer(now),
@@ -342,13 +344,8 @@ class TraceOutbox:
             bound.check(0)
         tail = self.store.tail(agent)
         after = None if tail is None else (tail.seq, tail.hash, tail.time)
-        with self._random_lock:
-            try:
-                verified = sign_next(
-                    signer, content, after, now=now, epoch=epoch, random=self._random
-                )
-            except ValueError as exc:  # a value that is not JSON
-                raise TraceError(_F.MALFORMED, str(exc)) from None
+        with self._random_lock:  # (a content signing refuses: ContentError, MALFORMED)
+            verified = sign_next(signer, content, after, now=now, epoch=epoch, random=self._random)
         size = row_size(verified, chain)
         for bound in bounds:
             bound.check(size)

@@ -30,6 +30,7 @@ from troth.trace.record import (
     HASHED_VERSION,
     PAYLOAD_TYPE,
     PROCESS_RECORD_IDS,
+    REDACTABLE,
     VERSION,
     Authority,
     Decision,
@@ -51,6 +52,7 @@ from troth.trace.record_decode import decode_payload
 from troth.vault import KeyPurpose
 
 __all__ = [
+    "ContentError",
     "KeyEpoch",
     "RecordContent",
     "VerifiedRecord",
@@ -85,6 +87,28 @@ Random = Callable[[int], bytes]
 def decode_failure(exc: DecodeError) -> TraceError:
     """A decoder's refusal as a TraceError with the matching reason."""
     return TraceError(_DECODE_REASONS.get(exc.problem, _F.MALFORMED), str(exc))
+
+
+class ContentError(TraceError, ValueError):
+    """TraceError MALFORMED for a record's content signing refuses (a value no export carries,
+    a name not REDACTABLE, a malformed id, a field its kind has not, a field given an object of
+    another type): from `sign_record`, `check_content` and so a batcher's or outbox's `add`,
+    one typed error (review 75k, batcher2 3: untyped input raised a raw KeyError or
+    AttributeError). Also a ValueError, as signing's refusals of a content were before."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(_F.MALFORMED, detail)
+
+
+def _not_content(exc: Exception) -> ContentError:
+    """`exc`, raised building a record of a content, as its ContentError."""
+    if isinstance(exc, ValueError):  # the record's own refusal: its message says what
+        return ContentError(str(exc))
+    return ContentError(f"not a record's content: {type(exc).__name__}: {exc}")
+
+
+_NOT_CONTENT: Final = (AttributeError, KeyError, TypeError, ValueError)
+"""What building a record of a content raises for one signing refuses (`_not_content`)."""
 
 
 def keyid_of(attestation: bytes) -> str:
@@ -259,16 +283,7 @@ def sign_next(
     seq, prev, time = (
         (0, None, now) if after is None else (after[0] + 1, after[1], max(now, after[2]))
     )
-    return sign_record(
-        signer,
-        content,
-        seq=seq,
-        prev=prev,
-        time=time,
-        epoch=epoch,
-        random=random,
-        ids=PROCESS_RECORD_IDS,
-    )
+    return _sign(signer, content, None, seq, prev, time, epoch, random, PROCESS_RECORD_IDS)
 
 
 def signable_values(values: Mapping[str, Any], record: str | None = None) -> dict[str, bytes]:
@@ -285,6 +300,8 @@ def signable_values(values: Mapping[str, Any], record: str | None = None) -> dic
             encoded[name] = one = disclosure_value(value)
         except ValueError as exc:
             raise ValueError(f"{name}: {exc}") from None
+        if name not in REDACTABLE:  # (a name that is no text too: review 75k, batcher2 3)
+            raise ValueError(f"{name!r}: a redactable value is named one of {REDACTABLE}")
         size = len(one)
         total += size
         if total > limits.MAX_TRACE_RECORD_DISCLOSURE_BYTES:
@@ -306,19 +323,19 @@ def check_content(content: RecordContent) -> dict[str, bytes]:
     lowercase hex digits; a resolution's is its escalation's), the fields of its kind (an
     escalation's hash on a resolution only, whom it escalates to on an escalation only), its
     payload at the chain's farthest place within MAX_TRACE_PAYLOAD_BYTES (`_check_payload`).
-    ValueError or TraceError (OVER_LIMIT) as `sign_record` raises them (ValueError too for a
-    field of another type than its own, where `sign_record` fails as it may); the canonical JSON of
-    each value otherwise (what `sign_record(encoded=)` signs). `TraceBatcher.add` refuses with
+    ContentError (MALFORMED: a field of another type than its own too) or TraceError
+    (OVER_LIMIT) as `sign_record` raises them; the canonical JSON of each value otherwise (what
+    signing's internal `_sign` signs for a batcher's queued record). `TraceBatcher.add` refuses with
     it, when queued, what signing would (reviews 74s records3 1-2; 75c batcher 1: only the
     values were checked there). `sign_record` runs these same pieces on the record it signs
     (`signable_values`, `_unsigned`'s TraceRecord, `_check_payload` once its payload is near
     the bound): one check, not a copy that could disagree with it."""
-    encoded = signable_values(content.values, content.id)
-    try:
+    try:  # a typed field given another object: refused (review 75c, batcher 2: queued, its
+        # signing failed every batch, first in the queue)
+        encoded = signable_values(content.values, content.id)
         _check_payload(content, dict.fromkeys(encoded, _NO_DIGEST))
-    except (AttributeError, KeyError, TypeError) as exc:  # a typed field given another object
-        # (review 75c, batcher 2: queued, its signing failed every batch, first in the queue)
-        raise ValueError(f"not a record's content: {type(exc).__name__}: {exc}") from None
+    except _NOT_CONTENT as exc:
+        raise _not_content(exc) from None
     return encoded
 
 
@@ -343,47 +360,67 @@ def sign_record(
     epoch: KeyEpoch | None = None,
     random: Random = os.urandom,
     ids: RecordIds | None = None,
-    encoded: Mapping[str, bytes] | None = None,
 ) -> VerifiedRecord:
     """Number, date, commit and sign `content` as `signer`'s identity. `epoch` (the signer's
     resolved key, when the caller keeps it) saves resolving the attestation again; `ids`
-    (when content names no id) numbers it in the sequence of ids it keeps; `encoded` (what
-    `check_content` returned for `content`, kept since: a batcher's queue) is signed for its
-    values, not encoded again (`content.values` is not read). ValueError or TraceError for
-    what `check_content` refuses: OVER_LIMIT when its values together are over
-    MAX_TRACE_RECORD_DISCLOSURE_BYTES (its proof would not fit a service answer: review 47b,
-    limits 1) or its payload could be over MAX_TRACE_PAYLOAD_BYTES."""
+    (when content names no id) numbers it in the sequence of ids it keeps. ContentError
+    (TraceError MALFORMED, a ValueError too) or TraceError for what `check_content` refuses:
+    OVER_LIMIT when its values together are over MAX_TRACE_RECORD_DISCLOSURE_BYTES (its proof
+    would not fit a service answer: review 47b, limits 1) or its payload could be over
+    MAX_TRACE_PAYLOAD_BYTES. Its values are encoded and checked here: no caller hands in bytes
+    for them (review 75k, batcher2 1: `encoded=` signed a caller's bytes no check saw)."""
+    return _sign(signer, content, None, seq, prev, time, epoch, random, ids)
+
+
+def _sign(
+    signer: Signer,
+    content: RecordContent,
+    encoded: Mapping[str, bytes] | None,
+    seq: int,
+    prev: bytes | None,
+    time: int,
+    epoch: KeyEpoch | None,
+    random: Random,
+    ids: RecordIds | None,
+) -> VerifiedRecord:
+    """`sign_record` (and `sign_next`, calling it here: no call more a record); `encoded`, for
+    troth.trace.batcher only: what `check_content` returned for `content`, kept since (its
+    queue, read-only), signed for its values (`content.values` is not read)."""
     epoch = epoch or resolve_key(signer.identity, signer.attestation)
     epoch.check_time(time)
-    signable = signable_values(content.values, content.id) if encoded is None else encoded
-    entropy = random(16 * (1 + len(signable)))  # the id's random bits, then one salt per value
-    disclosures: dict[str, Disclosure] = {}
-    digests: dict[str, bytes] = {}
-    offset = 16
-    for name in signable:  # (no `items()`: a call per record; review 74s's check costs one)
-        disclosure = Disclosure(entropy[offset : offset + 16], signable[name])
-        offset += 16
-        disclosures[name] = disclosure
-        digests[name] = commitment(name, disclosure)
-    record_id, links = content.id, content.links
-    if links.parent_hash is not None:  # `content_id`, inline (a call per record)
-        record_id = record_id or resolution_id(links.parent_hash)
-    agent = signer.identity.identifier
-    if links.parent_agent is not None:  # `Links.signed_by`, called only when it may drop it
-        links = links.signed_by(agent)  # (a call per record)
-    record = _unsigned(
-        content,
-        record_id
-        or (new_record_id(time, entropy[:16]) if ids is None else ids.next(time, entropy[:16])),
-        agent,
-        epoch.keyid,
-        seq,
-        prev,
-        time,
-        digests,
-        links,
-    )
-    return _seal(signer, epoch, record, disclosures, content)
+    try:  # (free unless raised: a content signing refuses is one typed error, 75k batcher2 3)
+        signable = signable_values(content.values, content.id) if encoded is None else encoded
+        entropy = random(16 * (1 + len(signable)))  # the id's random bits, then a salt a value
+        disclosures: dict[str, Disclosure] = {}
+        digests: dict[str, bytes] = {}
+        offset = 16
+        for name in signable:  # (no `items()`: a call per record; review 74s's check costs one)
+            disclosure = Disclosure(entropy[offset : offset + 16], signable[name])
+            offset += 16
+            disclosures[name] = disclosure
+            digests[name] = commitment(name, disclosure)
+        record_id, links = content.id, content.links
+        if links.parent_hash is not None:  # `content_id`, inline (a call per record)
+            record_id = record_id or resolution_id(links.parent_hash)
+        agent = signer.identity.identifier
+        if links.parent_agent is not None:  # `Links.signed_by`, called only when it may drop it
+            links = links.signed_by(agent)  # (a call per record)
+        record = _unsigned(
+            content,
+            record_id
+            or (new_record_id(time, entropy[:16]) if ids is None else ids.next(time, entropy[:16])),
+            agent,
+            epoch.keyid,
+            seq,
+            prev,
+            time,
+            digests,
+            links,
+        )
+        payload = record.encode()
+    except _NOT_CONTENT as exc:
+        raise _not_content(exc) from None
+    return _seal(signer, epoch, record, payload, disclosures, content)
 
 
 def _unsigned(
@@ -459,8 +496,9 @@ def _check_payload(content: RecordContent, digests: Mapping[str, bytes]) -> None
     if size > limits.MAX_TRACE_PAYLOAD_BYTES:
         raise TraceError(
             _F.OVER_LIMIT,
-            f"payload of up to {size} bytes (MAX_TRACE_PAYLOAD_BYTES: "
-            f"{limits.MAX_TRACE_PAYLOAD_BYTES})",
+            f"payload of {size} bytes at the chain's farthest place (seq and time 2^53 - 1, a "
+            f"prev: a record is within MAX_TRACE_PAYLOAD_BYTES, {limits.MAX_TRACE_PAYLOAD_BYTES}, "
+            "wherever it is signed or signed again; docs/formats.md, Payload)",
             record=content.id,
         )
 
@@ -501,7 +539,7 @@ def resign_record(
         record.span,
         record.version,  # its links keep their meaning (a version 1 parent is by id)
     )
-    return _seal(signer, epoch, moved, dict(disclosures), None)
+    return _seal(signer, epoch, moved, moved.encode(), dict(disclosures), None)
 
 
 _RESIGNED: Final = frozenset({"key", "seq", "prev", "time"})
@@ -528,13 +566,13 @@ def _seal(
     signer: Signer,
     epoch: KeyEpoch,
     record: TraceRecord,
+    payload: bytes,
     disclosures: Mapping[str, Disclosure],
     content: RecordContent | None,
 ) -> VerifiedRecord:
-    """Encode and sign `record`'s payload (the envelope of a VerifiedRecord): of `content`,
-    whose payload must be within the bound wherever in the chain (`_check_payload`), or moved
+    """Sign `record`'s `payload` (the envelope of a VerifiedRecord): of `content`, whose
+    payload must be within the bound wherever in the chain (`_check_payload`), or moved
     (`resign_record`: its payload within it)."""
-    payload = record.encode()
     if len(payload) > limits.MAX_TRACE_PAYLOAD_BYTES - _PAYLOAD_ROOM:  # (else within it)
         if content is not None:
             _check_payload(content, record.digests)
