@@ -13,9 +13,16 @@ import pytest
 from tests.conftest import NOW
 from tests.support.enroll import acme_and_agent
 from tests.support.gates import POLICIES, TOOLS
-from tests.support.parties import Party, make_party
+from tests.support.parties import Party, make_party, verified_feed
 from troth.authority.client import authority_refusal, enroll_request
-from troth.credentials import Attributes, CredentialChain, delegate, issue_credential
+from troth.credentials import (
+    Attributes,
+    ChainVerifier,
+    CredentialChain,
+    TrustPolicy,
+    delegate,
+    issue_credential,
+)
 from troth.credentials.vc import export_credential_vc
 from troth.encoding import cbor
 from troth.errors import (
@@ -27,7 +34,7 @@ from troth.errors import (
     PolicyFailure,
     RemoteError,
 )
-from troth.gates import create_bundle, default_bundle_ttl
+from troth.gates import BundleStore, bundles, create_bundle, default_bundle_ttl
 from troth.node.services.protocol import failure_response
 from troth.vault import SoftwareVault
 
@@ -157,3 +164,31 @@ def test_an_expired_signer_is_not_told_to_rotate() -> None:
     assert refused.value.reason is CredentialFailure.ISSUER_INVALID
     assert "rotate it first" not in str(refused.value)
     assert "nor a rotation" in str(refused.value)
+
+
+def test_a_held_bundle_decides_no_longer_than_its_signers_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """75l issuance 6: a bundle outliving its signer's primary key (signed before issuance 3,
+    or by another implementation) is refused by every node that loads it once that key has
+    expired (`verify_history` at `now`, SIGNER_INVALID), yet a node that held it from before
+    kept deciding by it until its `expires_at`: `BundleStore.engine` checked its expiry, its
+    feed and its signer's standing there, not the keys it was verified with. Refused from the
+    keys' end (SIGNER_INVALID), as a held credential is (`keys_valid_until`)."""
+    vault = SoftwareVault()
+    authority = make_party(vault, now=NOW, valid_for=KEY_LIFE)
+    key_end = NOW + KEY_LIFE + 1
+    with monkeypatch.context() as before_75l:  # create_bundle as it signed before issuance 3
+        before_75l.setattr(bundles, "_keys_end", lambda signer: signer.expires_at, raising=False)
+        data = create_bundle(
+            authority.signer, authority=authority.identifier, policies=POLICIES, schema="",
+            tools=TOOLS, revision=1, now=NOW, ttl=2 * KEY_LIFE,
+        )  # fmt: skip
+    store = BundleStore(ChainVerifier(TrustPolicy(frozenset({authority.identifier}))))
+    feeds = {authority.identifier: verified_feed(authority, now=NOW + 5)}
+    store.accept(data, feeds=feeds, now=NOW + 5)
+    feed = verified_feed(authority, now=key_end - 10)
+    assert store.engine(authority.identifier, feed=feed, now=key_end - 1)
+    with pytest.raises(PolicyError) as refused:
+        store.engine(authority.identifier, feed=feed, now=key_end)
+    assert refused.value.reason is PolicyFailure.SIGNER_INVALID
