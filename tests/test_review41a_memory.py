@@ -81,7 +81,7 @@ def _globex_chain(world: World, globex: Party, by: Party) -> bytes:
     )
     chain = CredentialChain((root,), (globex.identity.history,))
     onward = delegate(
-        by.signer, chain, subject=world.mallory, attributes=ORDERS, now=T + 20, ttl=600, purpose="x"
+        by.signer, chain, subject=world.mallory, attributes=ORDERS, now=T + 20, ttl=580, purpose="x"
     )
     return onward.encode()
 
@@ -188,12 +188,12 @@ def _via_globex_member(world: World, globex: Party, by: Party) -> bytes:
         subject=by.identifier,
         attributes=ORDERS,
         now=T + 20,
-        ttl=600,
+        ttl=580,
         purpose="x",
         depth=2,
     )
     onward = delegate(
-        by.signer, chain, subject=world.mallory, attributes=ORDERS, now=T + 20, ttl=600, purpose="x"
+        by.signer, chain, subject=world.mallory, attributes=ORDERS, now=T + 20, ttl=580, purpose="x"
     )
     return onward.encode()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -37,10 +38,15 @@ def test_a_troth_vc_without_its_window_is_refused(fields: tuple[str, ...]) -> No
     assert fields[0] in str(caught.value)
 
 
-def _read_until(world: VcWorld, credential_id: bytes, valid_until: int) -> dict[str, Any]:
-    """The authority's VC (at NOW) of the member's orders.access read, valid to `valid_until`."""
+def _read_until(
+    world: VcWorld, credential_id: bytes, valid_until: int, *, past_key: bool = False
+) -> dict[str, Any]:
+    """The authority's VC (at NOW) of the member's orders.access read, valid to `valid_until`;
+    with `past_key`, signed by a signer that claims its key lasts that long (`export_credential_vc`
+    refuses a window past the attested key: review 75l, issuance 2)."""
+    signer = world.authority.signer
     return export_credential_vc(
-        world.authority.signer,
+        replace(signer, expires_at=valid_until) if past_key else signer,
         credential_id=credential_id,
         subject=world.member.identifier,
         attributes=Attributes({"orders.access": "read"}),
@@ -57,7 +63,7 @@ def test_a_troth_vc_that_outlives_its_signing_key_is_refused() -> None:
     valid to its reader until the key's attestation lapsed. It is refused as a chain is."""
     world = VcWorld()
     signer = world.authority.signer
-    document = _read_until(world, b"\x02" * 16, signer.expires_at + 1)
+    document = _read_until(world, b"\x02" * 16, signer.expires_at + 1, past_key=True)
     with pytest.raises(CredentialError) as caught:
         world.verify(document)
     assert caught.value.reason is F.ATTESTATION_INVALID, caught.value

@@ -90,7 +90,8 @@ READ = Attributes({"orders.access": "read"})
 
 def latest_chain(authority: Party, subject: Identifier) -> bytes:
     """`authority`'s credential for `subject` expiring at 2**64 - 1, the latest a body carries
-    (`authority` a signing key attested as long)."""
+    (`authority` a signing key attested as long, and a primary key as long: review 75g caps
+    a credential at it)."""
     credential = issue_credential(
         authority.signer, subject=subject, attributes=READ, now=T, ttl=LAST - T, depth=1
     )
@@ -99,7 +100,7 @@ def latest_chain(authority: Party, subject: Identifier) -> bytes:
 
 
 def test_a_chain_expiring_past_2_63_is_held(tmp_path: Path) -> None:
-    authority = make_party(SoftwareVault(), now=T, signing_ttl=LAST - T)
+    authority = make_party(SoftwareVault(), now=T, signing_ttl=LAST - T, valid_for=LAST - T)
     init_node("n", home=tmp_path)
     with open_node("n", home=tmp_path) as node:
         me = node.identities.create(now=T, name="me")
@@ -134,7 +135,7 @@ def test_a_vc_window_past_year_9999_is_a_credential_error(valid_until: int) -> N
 
 def test_a_voucher_of_a_root_expiring_past_2_63_is_recorded(tmp_path: Path) -> None:
     vault = SoftwareVault()
-    authority = make_party(vault, now=T, signing_ttl=LAST - T)
+    authority = make_party(vault, now=T, signing_ttl=LAST - T, valid_for=LAST - T)
     member = make_party(vault, now=T)
     chain = latest_chain(authority, member.identifier)
     feeds = {authority.identifier: verified_feed(authority, now=T + 5)}

@@ -89,17 +89,19 @@ def test_a_link_made_ends_when_its_signers_primary_key_does() -> None:
     )
     assert CredentialBody.decode(issued.body).expires_at == NOW + 10 * KEY_LIFE + 1
     chain = CredentialChain((issued,), (authority.identity.history,))
-    delegated = delegate(
-        member.signer,
-        chain,
-        subject=agent.identifier,
-        attributes=attributes,
-        now=NOW,
-        ttl=2 * KEY_LIFE,
-        purpose="p",
-    )
-    link = CredentialBody.decode(delegated.credentials[-1].body)
-    assert link.expires_at == NOW + KEY_LIFE + 1
+    # a delegation's ttl is the delegator's word: refused past its primary key, not shortened
+    # (review 75l, issuance 1, tests/test_review75l_issuance.py)
+    with pytest.raises(CredentialError) as refused:
+        delegate(
+            member.signer,
+            chain,
+            subject=agent.identifier,
+            attributes=attributes,
+            now=NOW,
+            ttl=2 * KEY_LIFE,
+            purpose="p",
+        )
+    assert refused.value.reason is CredentialFailure.ISSUER_INVALID
 
 
 def test_an_authoritys_vc_ends_when_its_primary_key_does(troth_home: Path) -> None:

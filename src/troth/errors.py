@@ -318,6 +318,11 @@ class AuthorityFailure(enum.Enum):
     the copy): it issues no credential and serves no feed page until its operator revokes
     again what it knows and releases it (`troth authority release-restored`; review 65o, feed
     2); not a refusal for good."""
+    KEY_EXPIRED = "the authority's primary key has expired: it signs nothing more"
+    """The authority's current primary key is past its `valid_until` (detail: that time and
+    the authority's): every verifier refuses what it would sign, and an expired key cannot
+    sign a rotation (docs/formats.md), so it issues no credential, VC or feed page; rotate
+    an authority's key before it expires (review 75l, issuance 4: a bare IdentityError)."""
 
 
 class AuthorityError(TrothError):

@@ -8,19 +8,28 @@ the look-ups every other part of it uses: its signer and history, its members an
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from troth.authority.feed import AuthorityFeed
 from troth.authority.members import ADMIN, ROLE, Member, member_from_record, quota_holder
 from troth.credentials import ChainVerifier, TrustPolicy
-from troth.errors import AuthorityError, AuthorityFailure
-from troth.identity import Identifier, IdentityService, Signer, VerifiedIdentity
+from troth.errors import (
+    AuthorityError,
+    AuthorityFailure,
+    DecodeError,
+    IdentityError,
+    IdentityFailure,
+)
+from troth.identity import Identifier, IdentityService, LocalIdentity, Signer, VerifiedIdentity
+from troth.identity.change import ChangeBody, UnverifiedHistory
 from troth.identity.known import Binds
 from troth.storage import AuthorityConfig, AuthorityStore, HoldTime
 
 __all__ = ["AuthorityBase", "held_since"]
 
 _A = AuthorityFailure
+_OUTSIDE = IdentityFailure.KEY_OUTSIDE_VALIDITY
 
 
 class AuthorityBase:
@@ -42,7 +51,39 @@ class AuthorityBase:
         her every request here (review 30a, enrollment 1)."""
 
     def signer(self, now: int) -> Signer:
-        return self.identities.signer(self.config.name, now=now)
+        """The authority's signer at `now`; AuthorityError KEY_EXPIRED past its primary key
+        (`own`)."""
+        with self._own_key(now):
+            return self.identities.signer(self.config.name, now=now)
+
+    def own(self, now: int) -> LocalIdentity:
+        """The authority's own identity, its history verified at `now`; AuthorityError
+        KEY_EXPIRED once its current primary key is past its `valid_until` (it was a bare
+        IdentityError, "change 0: key used outside its validity", whoever asked: a member
+        over a node's answer, the operator; review 75l, issuance 4)."""
+        with self._own_key(now):
+            return self.identities.get(self.config.name, now=now)
+
+    @contextmanager
+    def _own_key(self, now: int) -> Iterator[None]:
+        try:
+            yield
+        except IdentityError as exc:
+            ends = self._key_valid_until() if exc.reason is _OUTSIDE else None
+            if ends is None or now <= ends:
+                raise  # not valid yet (a clock set back), or another refusal
+            raise AuthorityError(
+                _A.KEY_EXPIRED,
+                f"authority {self.identifier}'s current key was valid until {ends}, now is {now}",
+            ) from None
+
+    def _key_valid_until(self) -> int | None:
+        """The stored current key's `valid_until` (None: a row that does not decode)."""
+        try:
+            history = UnverifiedHistory.decode(self.identities.find(self.config.name).history)
+            return ChangeBody.decode(history.changes[-1].body).valid_until
+        except (DecodeError, IndexError):
+            return None
 
     def restore_held(self) -> int | None:
         """When a restore of its node.db found held this authority, or None (review 65o, feed

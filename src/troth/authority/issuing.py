@@ -63,7 +63,7 @@ class Issuing(AuthorityBase):
         holder (`quota_holder`: the members of one ticket of many uses share one; QUOTA_EXCEEDED
         past it), and a credential is issued (review 24a's rule)."""
         self.check_not_held()  # nothing answered again either (review 65o, feed 2)
-        since = self.identities.get(self.config.name, now=now).identity.current.body.created_at
+        since = self.own(now).identity.current.body.created_at
         kind = RevocationKind.CREDENTIAL
 
         def unrevoked(expired_by: int) -> list[bytes]:
@@ -131,7 +131,7 @@ class Issuing(AuthorityBase):
             return True  # expired or retired too: the revocation stands
         body = CredentialBody.decode(credential.body)
         attested = PurposeKeyAttestation.decode(credential.attestation).change_hash
-        current = self.identities.get(self.config.name, now=now).identity.current_change_hash
+        current = self.own(now).identity.current_change_hash
         return body.expires_at > now and attested == current
 
     def issue_member_credential(self, member: Identifier, *, now: int) -> CredentialChain:

@@ -171,7 +171,7 @@ class Revoking(Requesters):
         quota of its own (review 23a, authority 1; docs/credentials.md, "A stolen authority
         key"). A copy from a checkpoint binds an issuer's full history as a requester's
         (`_check_known`); one that does not is left as it is (only the requester is stored)."""
-        current = self.identities.get(self.config.name, now=now).identity.current_change_hash
+        current = self.own(now).identity.current_change_hash
         if issuers[0].current_change_hash != current:
             raise AuthorityError(
                 _A.REQUEST_INVALID,

@@ -490,7 +490,7 @@ def refresh(ref: str, node_name: str, reporter: Reporter) -> None:
     help="key=value to pass on (a subset of what is held; repeat the option).",
 )
 @duration_option(
-    "--ttl", required=True, help="How long the delegation lasts (no longer than its parent)."
+    "--ttl", required=True, help="How long the delegation lasts (not past its parent nor your key)."
 )
 @click.option(
     "--purpose",

@@ -15,7 +15,13 @@ from troth.errors import ArgumentError, CredentialError, CredentialFailure
 from troth.identity import Identifier, Signer
 from troth.kinds import check_kind, got
 
-__all__ = ["check_fits", "delegate", "issue_credential", "signer_key_end"]
+__all__ = [
+    "check_fits",
+    "check_within_keys",
+    "delegate",
+    "issue_credential",
+    "signer_key_end",
+]
 
 _F = CredentialFailure
 
@@ -105,15 +111,41 @@ def signer_key_end(signer: Signer, now: int, link: int = 0) -> int:
     the chain (ISSUER_INVALID: `VerifiedCredential.keys_valid_until`), so a longer window only
     seemed valid, and a holder re-checking the window alone took it (review 75g, delegation2
     3; an authority's VC too, delegation2 4). CredentialError ISSUER_INVALID (for link `link`)
-    when that key is past it already (rotate first)."""
-    valid_until = signer.identity.current.body.valid_until
-    if valid_until < now:
+    when that key is past it already (it cannot sign a rotation either: docs/formats.md).
+    The number is `Signer.key_end`, which a policy bundle is held to too (review 75l)."""
+    key_end = signer.key_end
+    if key_end <= now:
         raise CredentialError(
             _F.ISSUER_INVALID,
-            f"the signer's current key was valid until {valid_until}: rotate it first",
+            f"the signer's current key was valid until {key_end - 1}: an expired key signs "
+            "nothing more, nor a rotation (rotate a key before it expires)",
             link,
         )
-    return valid_until + 1
+    return key_end
+
+
+def check_within_keys(signer: Signer, now: int, ends: int, link: int = 0) -> None:
+    """CredentialError unless what `signer` signs at `now` to end at `ends` (a window the
+    caller names) ends by its signing key (ATTESTATION_INVALID: renew it) and its primary
+    key (ISSUER_INVALID, `signer_key_end`: a shorter window, or rotate). A window asked for is
+    made or refused, never shortened in silence, as a delegation's expiry is within its
+    proof's (UCAN `exp`; Biscuit: attenuation never extends; review 75l, issuance 1-2);
+    an issuer's own TTL (`issue_credential`, `Authority.issue_member_vc`) is a maximum, capped
+    at both instead."""
+    key_end = signer_key_end(signer, now, link)
+    if ends > key_end:
+        raise CredentialError(
+            _F.ISSUER_INVALID,
+            f"ends at {ends}, after the signer's primary key (valid until {key_end - 1}): "
+            f"end by {key_end} (a ttl of {key_end - now} s or less), or rotate it first",
+            link,
+        )
+    if ends > signer.expires_at:
+        raise CredentialError(
+            _F.ATTESTATION_INVALID,
+            f"ends at {ends}, after the signer's signing key ({signer.expires_at}): renew it",
+            link,
+        )
 
 
 def issue_credential(
@@ -171,10 +203,12 @@ def delegate(
     Refuses (CredentialError) unless the signer is the chain's subject, `subject` is not in the
     chain yet (CYCLE), every attribute is held (a set may only shrink), the expiry is no later
     than the parent's nor before the link's start (the parent's, when later than `now`), and
-    the remaining depth is below the parent's. The expiry is capped at the signer's primary
-    key's `valid_until` (every verifier refuses the chain from then on: review 75g,
-    delegation2 3); a key past it already, or ending before the link starts, is refused
-    (ISSUER_INVALID: rotate first). `depth` defaults to one less than the parent's.
+    the remaining depth is below the parent's. The expiry is no later than the signer's
+    signing key (ATTESTATION_INVALID) nor its primary key's `valid_until + 1` (every verifier
+    refuses the chain from then on: review 75g, delegation2 3): the ttl asked for is made or
+    refused (ISSUER_INVALID, naming the end: review 75l, issuance 1, it was shortened in
+    silence), as `check_within_keys` says; a key past it already, or ending before the link
+    starts, is refused (ISSUER_INVALID). `depth` defaults to one less than the parent's.
     `credential_id` (16 bytes) is random unless given (golden vectors). ArgumentError for a
     number that is not an int, a purpose that is not a str, caveats that are not an iterable
     of str (a str is refused: it was taken as one caveat per character), or a subject,
@@ -206,8 +240,6 @@ def delegate(
     expires_at = now + ttl
     if expires_at > parent.expires_at:
         raise CredentialError(_F.AMPLIFIED, "expires after the parent credential", link)
-    if expires_at > signer.expires_at:
-        raise CredentialError(_F.ATTESTATION_INVALID, "signing key expires first; renew it", link)
     not_before = max(now, parent.not_before)
     key_end = signer_key_end(signer, now, link)
     if key_end <= not_before:
@@ -216,7 +248,7 @@ def delegate(
             f"the signer's current key ends at {key_end}, before the link starts: rotate it first",
             link,
         )
-    expires_at = min(expires_at, key_end)
+    check_within_keys(signer, now, expires_at, link)
     if expires_at < not_before:  # review 48j, delegation 2: a bare ValueError from the body
         if parent.not_before > now:
             raise CredentialError(

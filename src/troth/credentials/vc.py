@@ -37,6 +37,7 @@ import rfc8785
 
 from troth import limits
 from troth.credentials.attributes import Attributes
+from troth.credentials.issue import check_within_keys
 from troth.credentials.revocation_held import VerifiedFeed
 from troth.credentials.verify import TrustPolicy
 from troth.crypto import KeyType, PublicKey, sha256, verify_signature
@@ -295,7 +296,10 @@ def export_credential_vc(
     its `credentialStatus` naming the authority's feed and `vc_credential_hash(id)`. The
     caller records that hash as issued to `subject` (so removing the member revokes it):
     `troth.authority.Authority.issue_member_vc` does both. CredentialError MALFORMED for a
-    window that ends before it starts, or a time past 9999 (`xsd_datetime`)."""
+    window that ends before it starts, or a time past 9999 (`xsd_datetime`); ISSUER_INVALID
+    or ATTESTATION_INVALID for a `valid_until` past the signer's primary or signing key
+    (`check_within_keys`: `verify_vc` refuses such a VC, for good past the signing key;
+    review 75l, issuance 2, it was signed)."""
     if valid_from > valid_until:  # what every verifier refuses (review 56a, credentials 3)
         raise CredentialError(_F.MALFORMED, "valid_from is after valid_until")
     key = signer.vault.public_key(signer.handle)
@@ -313,6 +317,7 @@ def export_credential_vc(
         "credentialSubject": {"id": subject.did, "attributes": attributes.to_json()},
         "credentialStatus": _status(issuer, vc_credential_hash(vc_id)),
     }
+    check_within_keys(signer, now, valid_until)  # a time past 9999 is refused first
     options = {
         "type": "DataIntegrityProof",
         "cryptosuite": CRYPTOSUITE,

@@ -399,9 +399,13 @@ def create_bundle(
     check_bundle_inputs(signer, revision, now, ttl)
     check_policy_inputs("create_bundle", policies, schema, tools, services)
     _check_revision(revision, by_authority=signer.identity.identifier == authority)
-    if not 0 < ttl <= limits.MAX_POLICY_BUNDLE_TTL or now + ttl > signer.expires_at:
+    # nor past its signer's primary key, which every node loading it refuses from then on
+    # (`Signer.key_end`; review 75l, issuance 3)
+    if not 0 < ttl <= limits.MAX_POLICY_BUNDLE_TTL or now + ttl > _keys_end(signer):
         raise PolicyError(
-            _P.EXPIRED, f"a bundle lives 1-{limits.MAX_POLICY_BUNDLE_TTL} s and not past its key"
+            _P.EXPIRED,
+            f"a bundle lives 1-{limits.MAX_POLICY_BUNDLE_TTL} s and not past its key (its "
+            f"signing key ends at {signer.expires_at}, its primary key at {signer.key_end})",
         )
     is_authority = signer.identity.identifier == authority
     if is_authority != (chain is None):
@@ -445,11 +449,17 @@ def default_bundle_ttl(
     instead of being refused by `create_bundle` (review 47a, defaults 1: a policy-admin's 1 h
     credential could never sign a 7 d bundle). PolicyError when the chain cannot make `signer`
     `authority`'s policy-admin; a ttl below 1 when the key or chain has already expired (which
-    `create_bundle` refuses)."""
-    ends = signer.expires_at
+    `create_bundle` refuses). Nor past its primary key's end (review 75l, issuance 3)."""
+    ends = _keys_end(signer)
     if chain is not None:
         ends = min(ends, _check_admin_chain(chain, signer.identity.identifier, authority))
     return min(DEFAULT_POLICY_BUNDLE_TTL, ends - now)
+
+
+def _keys_end(signer: Signer) -> int:
+    """When what `signer` signs ends at the latest: its signing key's end, or its primary
+    key's (`Signer.key_end`) when sooner."""
+    return min(signer.expires_at, signer.key_end)
 
 
 def resign_bundle(data: bytes, signer: Signer, *, now: int) -> bytes:
@@ -477,7 +487,7 @@ def resign_bundle(data: bytes, signer: Signer, *, now: int) -> bytes:
         tools={name: json.loads(text) for name, text in body.tools.items()},
         revision=body.revision + 1,
         now=now,
-        ttl=max(1, min(lifetime, signer.expires_at - now, limits.MAX_POLICY_BUNDLE_TTL)),
+        ttl=max(1, min(lifetime, _keys_end(signer) - now, limits.MAX_POLICY_BUNDLE_TTL)),
         services=body.services,
     )
 

@@ -537,8 +537,10 @@ class BundleStore:
     def engine(self, authority: Identifier, *, feed: VerifiedFeed | None, now: int) -> PolicyEngine:
         """The engine of `authority`'s bundle if it is in force at `now` with `feed` (the
         authority's current feed), else PolicyError: no bundle, expired, stale feed, its
-        signer revoked or a history it was verified with superseded, or a newer revision in the
-        table that did not load here (`DormantBundles`: review 57a, gates 2)."""
+        signer revoked or a history it was verified with superseded or past its current key's
+        `valid_until` (SIGNER_INVALID, as a node loading it refuses it: review 75l, issuance 6,
+        held, it decided until its own expiry), or a newer revision in the table that did not
+        load here (`DormantBundles`: review 57a, gates 2)."""
         held = self._active.get(authority)
         if held is None:
             raise PolicyError(_P.NO_BUNDLE, str(authority))
@@ -552,6 +554,12 @@ class BundleStore:
         self.dormant.check_active(authority.digest, bundle.body.revision, bundle.digest)
         if now >= bundle.body.expires_at:
             raise PolicyError(_P.EXPIRED, f"at {bundle.body.expires_at}")
+        keys_valid_until = min(h.current.body.valid_until for h in bundle.signer_histories)
+        if now > keys_valid_until:  # as every node loading it refuses it (review 75l, issuance 6)
+            raise PolicyError(
+                _P.SIGNER_INVALID,
+                f"its signer's (or a chain issuer's) key was valid until {keys_valid_until}",
+            )
         staleness = self.verifier.policy.max_feed_staleness
         checked = self._signer_checked.get(authority.digest)
         same = type(authority) is Identifier and checked == (held, feed, staleness)

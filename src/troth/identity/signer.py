@@ -28,6 +28,15 @@ class Signer:
     def sign(self, body: bytes) -> bytes:
         return self.vault.sign(self.handle, body)
 
+    @property
+    def key_end(self) -> int:
+        """The first second every verifier refuses what this signer signed: its identity's
+        current primary key is valid through its `valid_until` (a history checked at `now`
+        refuses it after), so whatever it signs with an expiry (live while `now < expiry`)
+        ends by `valid_until + 1` at the latest (reviews 75g, 75l: a link, a VC, a policy
+        bundle claimed a validity every verifier refuses)."""
+        return self.identity.current.body.valid_until + 1
+
 
 def verify_signed_by(
     identity: VerifiedIdentity, attestation: bytes, body: bytes, signature: bytes, *, at: int
