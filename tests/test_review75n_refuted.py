@@ -24,14 +24,15 @@ _WIDE = "\U0001f600" * limits.MAX_TRACE_TEXT  # a record text of the most bytes
 def test_a_bundles_most_policy_ids_fit_a_record_whatever_its_other_members() -> None:
     """Tried: a gate decision naming MAX_TRACE_POLICY_IDS bundle `@id`s of MAX_POLICY_ID_TEXT
     characters (the most a bundle holds), with every other member at its limit (links of
-    4-byte characters, the most credentials, the largest revision, a made-up tool name) past
-    MAX_TRACE_PAYLOAD_BYTES at the chain's farthest place. It fits: MAX_TRACE_POLICY_BYTES is
-    what those ids take, and the recorder keeps them all."""
+    4-byte characters, a made-up tool name of them, a server name of MAX_TOOL_NAME, the most
+    credentials, the largest revision) past MAX_TRACE_PAYLOAD_BYTES at the chain's farthest
+    place. It fits (15,621 bytes): MAX_TRACE_POLICY_BYTES is what those ids take, and the
+    recorder keeps them all."""
     ids = tuple(f"{n:02d}" + "p" * (limits.MAX_POLICY_ID_TEXT - 2) for n in range(64))
     decision = PolicyDecision(
         False, Outcome.FORBIDDEN, "forbidden", ids, revision=2**53 - 1, digest="a" * 64
     )
-    call = GateCall("t" * limits.MAX_TOOL_NAME, {"a": 1}, server="s" * limits.MAX_TOOL_NAME)
+    call = GateCall(_WIDE, {"a": 1}, server="s" * limits.MAX_TOOL_NAME)  # (a server: NAME)
     links = Links(
         parent="a" * 32, trace=_WIDE, span=_WIDE, parent_span=_WIDE, conversation=_WIDE,
         parent_agent=Held().identifier,
