@@ -29,9 +29,10 @@ delivered; the batcher now lets them go when the record is answered.
 chain's farthest one was refused "payload of up to N bytes", N over the size the caller
 could measure, without saying why. The refusal now names the rule (the farthest place).
 
-75k batcher2 7 (xfail strict, troth.trace.adapters, outside this area): a gate's recorder keeps
-up to 64 deciding policy ids of up to 256 characters in a record's payload, over 16 KiB: such a
-decision is never recorded and the call fails closed; the ids kept should be cut to fit.
+75k batcher2 7 (fixed in review 75n, payload 1): a gate's recorder kept up to 64 deciding policy
+ids of up to 256 characters in a record's payload, over 16 KiB: such a decision was never
+recorded and the call failed closed. The recorder now keeps the first ids within
+MAX_TRACE_POLICY_BYTES (`held_policies`); every id is in the result it discloses.
 """
 
 from __future__ import annotations
@@ -197,19 +198,11 @@ def test_an_answered_record_lets_its_values_bytes_go() -> None:
     assert getattr(queued, "encoded", None) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="75k batcher2 7, outside batcher2 (troth.trace.adapters): a gate's recorder keeps "
-    "up to MAX_TRACE_POLICY_IDS deciding policy ids of up to MAX_TRACE_TEXT characters in the "
-    "payload, 64 x 256 over MAX_TRACE_PAYLOAD_BYTES: signing refuses the record (OVER_LIMIT) "
-    "and the call fails closed, each time; the ids kept should be cut to fit (all are in the "
-    "disclosed result anyway)",
-)
 def test_a_gate_decision_of_many_long_policy_ids_is_a_record_signing_takes() -> None:
-    """75k batcher2 7 (xfail, troth.trace.adapters): a decision determined by 64 policies
-    whose ids are 256 characters long (each a valid record text, the most a record names)
-    makes `decision_content` a content `check_content` refuses OVER_LIMIT: the gate can never
-    record it, and fails closed on every such call."""
+    """75k batcher2 7 (fixed by 75n, payload 1): a decision determined by 64 policies whose
+    ids are 256 characters long (each a valid record text, the most a record names) made
+    `decision_content` a content `check_content` refused OVER_LIMIT: the gate could never
+    record it, and failed closed on every such call."""
     ids = tuple(f"{n:02d}" + "p" * (limits.MAX_TRACE_TEXT - 2) for n in range(64))
     decision = PolicyDecision(False, Outcome.FORBIDDEN, "forbidden", ids, revision=1)
     made = DecisionRecord(NOW, None, GateCall("refund"), decision)

@@ -506,8 +506,6 @@ MAX_TRACE_REFUSAL_DETAIL: Final = 4 * MAX_TRACE_TEXT
 """Longest detail of a trace service's refusal (characters): a collector cuts what it sends to
 it, and a client (a node's trace outbox, which keeps it with the record set aside) cuts what it
 is sent, so a service cannot grow the outbox past TRACE_OUTBOX_BYTES with long details."""
-MAX_TRACE_POLICY_IDS: Final = 64
-"""Most deciding policy ids one record names."""
 MAX_TRACE_DISCLOSURE_BYTES: Final = 256 * 1024
 """Largest disclosed value of one redactable field (its canonical JSON)."""
 MAX_TRACE_DENIED_DISCLOSURE_BYTES: Final = 4096

@@ -62,6 +62,8 @@ __all__ = [
     "MAX_TOOL_PROPERTIES",
     "MAX_TOOL_SCHEMA_BYTES",
     "MAX_TOOL_SCHEMA_DEPTH",
+    "MAX_TRACE_POLICY_BYTES",
+    "MAX_TRACE_POLICY_IDS",
     "MAX_UPSTREAM_LISTING_BYTES",
     "MAX_UPSTREAM_SCHEMA_DEPTH",
     "MAX_UPSTREAM_TOOLS",
@@ -204,6 +206,13 @@ MAX_POLICY_SCHEMA_TEXT: Final = 64 * 1024
 """Longest Cedar schema fragment in a bundle (characters)."""
 MAX_POLICY_ID_TEXT: Final = 128
 """Longest policy `@id`."""
+MAX_TRACE_POLICY_IDS: Final = 64
+"""Most deciding policy ids one trace record names."""
+MAX_TRACE_POLICY_BYTES: Final = MAX_TRACE_POLICY_IDS * (MAX_POLICY_ID_TEXT + len('"",'))
+"""Most bytes a trace record's deciding policy ids take (each `"id",` in its canonical JSON):
+what MAX_TRACE_POLICY_IDS bundle `@id`s take, so a gate's decision from a bundle is recorded
+with every id, within MAX_TRACE_PAYLOAD_BYTES whatever the record's other members; a record
+keeps the first ids within it of a decision naming more (review 75n, payload 1)."""
 MAX_TOOLS: Final = 512
 """Most tools a bundle declares."""
 MAX_TOOL_NAME: Final = 128

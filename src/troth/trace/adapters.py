@@ -41,6 +41,7 @@ from troth.trace.record import (
     Kind,
     Links,
     disclosed,
+    held_policies,
 )
 from troth.trace.record import ToolCall as TracedTool
 from troth.trace.signing import RecordContent
@@ -145,7 +146,7 @@ def decision_content(
         )
         tool = _tool(name)
         kind = Kind.DECISION if decision.allowed else Kind.DENIAL
-    policies = tuple(p for p in decision.policies if _fits(p))[: limits.MAX_TRACE_POLICY_IDS]
+    policies = held_policies(decision.policies)  # every id in the result, below
     # the reason may be a lease provider's text (a remote broker's refusal: review 26c, gate 3);
     # `bundle`: the deciding bundle's SHA-256, as two bundles of one revision may hold
     # different texts under the same policy ids (review 54h, bundles 5)
@@ -180,14 +181,6 @@ def decision_content(
         links=links or Links(),
     )
     return content, chain
-
-
-def _fits(policy: str) -> bool:
-    try:
-        Decision("x", None, (policy,))
-    except ValueError:
-        return False
-    return True
 
 
 class TraceDecisionRecorder:

@@ -36,6 +36,7 @@ from troth.trace.record import (
     ToolCall,
     disclosed,
     disclosure_value,
+    held_policies,
 )
 from troth.trace.signing import RecordContent
 
@@ -126,12 +127,12 @@ def _is_text(text: str) -> bool:
 def _decision(outcome: str, attributes: Mapping[str, Any]) -> tuple[Decision, dict[str, Any]]:
     """The span's decision, and what of it the record keeps in `inputs` instead: the outcome
     is the instrumentation's own (one that is no record text refuses the span); of the policy
-    ids, those a record holds, at most MAX_TRACE_POLICY_IDS, as a gate's recorder keeps them
-    (`decision_content`), every id given in `inputs` when some are left out; a revision that is
+    ids, those a record holds (`held_policies`, as a gate's recorder keeps them: review 75n,
+    payload 2), every id given in `inputs` when some are left out; a revision that is
     no record text in `inputs` alone (review 51g, otel 1: the span was refused)."""
     revision = _text(attributes.get(TROTH_BUNDLE_REVISION))
     policies = _policies(attributes.get(TROTH_POLICY_IDS))
-    held = tuple(p for p in policies if _is_text(p))[: limits.MAX_TRACE_POLICY_IDS]
+    held = held_policies(policies)
     small = limits.MAX_TRACE_DENIED_DISCLOSURE_BYTES  # the record's values stay within
     # MAX_TRACE_RECORD_DISCLOSURE_BYTES (review 47b, limits 1)
     noted: dict[str, Any] = {}

@@ -38,7 +38,7 @@ import enum
 import json
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final
@@ -282,6 +282,26 @@ class Decision:
         if self.policies:
             policies = ',"policies":[' + ",".join(map(_text, self.policies)) + "]"
         return "{" + bundle + '"outcome":' + _text(self.outcome) + policies + "}"
+
+
+def held_policies(ids: Iterable[str]) -> tuple[str, ...]:
+    """The deciding policy ids a recorder keeps in a record's `decision` (a gate's, the span
+    processor's): of the ids that are record texts, in their order, the first ones within
+    MAX_TRACE_POLICY_IDS and MAX_TRACE_POLICY_BYTES (a bundle's 64 `@id`s all; review 75n,
+    payload 1: 64 ids of 256 characters made the record refuse the decision). The recorder
+    discloses every id beside it (docs/formats.md, Trace records: `decision`)."""
+    held: list[str] = []
+    room = limits.MAX_TRACE_POLICY_BYTES
+    for policy in ids:
+        try:
+            _check_text(policy, "policy id")
+        except ValueError:
+            continue
+        room -= len(_text(policy).encode()) + 1  # `"id",` in the canonical JSON
+        if room < 0 or len(held) == limits.MAX_TRACE_POLICY_IDS:
+            break
+        held.append(policy)
+    return tuple(held)
 
 
 @dataclass(frozen=True, slots=True)

@@ -517,9 +517,11 @@ def resign_record(
     agent's chain: the same id and content, the same commitments and salts, a new seq, prev,
     time and key (a trace outbox re-signs a record the log refused for its place, and those
     chained after it: troth.trace.outbox). It seals whatever `record` holds: the caller first
-    verifies it as the signer's own (review 55b, outbox 1)."""
+    verifies it as the signer's own (review 55b, outbox 1). TraceError DISCLOSURE_MISMATCH for
+    a disclosure its commitment does not open (review 75n, payload 3: a log appended it)."""
     if record.agent != signer.identity.identifier:
         raise TraceError(_F.SIGNER_INVALID, "the record is another identity's")
+    check_disclosures(record, disclosures)
     epoch = epoch or resolve_key(signer.identity, signer.attestation)
     epoch.check_time(time)
     moved = TraceRecord(
