@@ -19,6 +19,8 @@ made passes.
     a conflict clause, a foreign-key  the definition's words (lang_conflict.html, foreignkeys
       action, or a definition not     .html: no pragma reports either): `ON CONFLICT IGNORE`
       UTF-8 text of at most 64 KiB    skipped a write (72v planted 2, 4)
+    text past a definition's end     a `;` or a NUL: SQLite applies none of what follows, the
+                                     words read here would be (75j planted9 1-3)
     a UNIQUE index not troth's       pragma index_list/index_xinfo (table, columns, order,
                                      collation) and its partial clause's words (73a planted3 1)
   in each table of troth's the copy holds (`_shape`):
@@ -214,6 +216,8 @@ def _unique(fetch: _Fetch, name: object, table: object, sql: object) -> _Unique 
     if text is None or not isinstance(name, str) or not isinstance(table, str):
         return None
     tokens = list(_tokens(text))
+    if None in tokens:  # text past its end (`_tokens`): not what SQLite applies
+        return None
     where = tokens.index("WHERE") if "WHERE" in tokens else len(tokens)
     keyed = tuple(tuple(row) for row in fetch(_KEY, (name,)))
     return _folded(table), keyed, tuple(tokens[where + 1 :])
@@ -398,14 +402,17 @@ def _clause(sql: object) -> str | None:
     """What in the text of a table's definition `sql` (its bytes, from `text_sql`) says what
     a write does beyond the write (outside quotes and comments): "a conflict clause" (`ON
     CONFLICT`), "a foreign-key action" (`ON DELETE`, `ON UPDATE`), "its definition
-    unreadable"; None: nothing."""
+    unreadable", "text past its definition" (`_tokens`' None: SQLite applies none of it, and
+    the rest of this module would read it as the definition's; 75j planted9 1-2); None:
+    nothing."""
     text = _text(sql)
     if text is None:
         return "its definition unreadable"
-    for first, second in itertools.pairwise(_words(_tokens(text))):
+    tokens = list(_tokens(text))
+    for first, second in itertools.pairwise(_words(tokens)):
         if first == "ON" and second in _CLAUSES:
             return _CLAUSES[second]
-    return None
+    return "text past its definition" if None in tokens else None
 
 
 _CLAUSES: Final = {
@@ -415,12 +422,11 @@ _CLAUSES: Final = {
 }
 
 
-def _words(tokens: Iterator[str | None] | list[str | None]) -> Iterator[str]:
-    """The bare words of `tokens` (`_tokens`): strings, quoted names and comments skipped; a
-    quote never closed ends them as a conflict clause would (read as one)."""
+def _words(tokens: list[str | None]) -> Iterator[str]:
+    """The bare words of `tokens` (`_tokens`): strings, quoted names and comments skipped; none
+    past a None (`_clause` refuses a definition holding one)."""
     for token in tokens:
         if token is None:
-            yield from ("ON", "CONFLICT")
             return
         if token[0].isalnum() or token[0] in "_$" or ord(token[0]) > 127:
             yield token
@@ -429,10 +435,16 @@ def _words(tokens: Iterator[str | None] | list[str | None]) -> Iterator[str]:
 def _tokens(sql: str) -> Iterator[str | None]:
     """The tokens of the SQL text `sql` (lang_keywords.html): each bare word upper-cased
     (ASCII), each string or quoted name as written (its quotes too), each other character but
-    space; comments skipped; None for a quote never closed, then no more."""
+    space; comments skipped. None where SQLite's reading ends before the text's end, then no
+    more: a quote never closed, a `;` or a NUL (SQLite prepares a schema row's text as a C
+    string, up to its first NUL, and compiles its first statement only: what follows either
+    is never applied, though written there with `PRAGMA writable_schema`; 75j planted9 1-3)."""
+    sql, nul, _ = sql.partition("\0")
     i, n = 0, len(sql)
     while i < n:
         c = sql[i]
+        if c == ";":
+            break
         if c in "'\"`[":
             close, j = ("]" if c == "[" else c), i + 1
             while (j := sql.find(close, j)) >= 0 and close != "]" and sql.startswith(close, j + 1):
@@ -456,6 +468,8 @@ def _tokens(sql: str) -> Iterator[str | None]:
             if not c.isspace():
                 yield c
             i += 1
+    if i < n or nul:
+        yield None
 
 
 @functools.cache
