@@ -15,6 +15,7 @@ import pytest
 from tests.test_review73a_planted3 import edited_node_db
 from tests.test_review74i_planted7 import _LEASES, _REST, _ROW
 from troth.secrets import store_schema
+from troth.secrets.lease import LeaseState
 from troth.secrets.store import SqliteSecretStore
 from troth.storage import SqliteDatabase
 from troth.storage.planted import planted
@@ -116,5 +117,32 @@ def test_a_partial_clause_past_the_end_is_not_read(tmp_path: Path, end: str) -> 
             "index 'revocations_once'",
             "table 'revocations' (troth's UNIQUE index 'revocations_once' gone)",
         ]
+    finally:
+        db.close()
+
+
+def test_a_locator_left_unkeyed_after_the_first_layouts_key_is_refused(tmp_path: Path) -> None:
+    """75j planted9 4: a copy's `secret_leases` keyed by `handle` as the broker's first layout
+    was (`EARLIER`: its key and first column only), followed by every column of troth's, so
+    `locator` and `account` too (the broker retires a table without them, `_retire_old_leases`:
+    this one it keeps): the order was compared with that shape's start and only the rowid's
+    names were refused after it, though `planted` says columns troth never made may follow.
+    `locator` is troth's key in its other layouts; here unkeyed, a lease whose locator another
+    held (its 28 random bits drawn again in one second) was written beside it where troth's key
+    refuses it (the issue draws another id), and the prune of the revoked one deleted the other,
+    open, lease with it (`locator IN (...)`): a lease never revoked at its end. Refused now: no
+    column one of troth's shapes keys may follow another shape's columns."""
+    keyed = _LEASES.replace("locator INTEGER PRIMARY KEY, handle BLOB NOT NULL", "locator INTEGER")
+    path = edited_node_db(
+        tmp_path, keyed.replace("secret_leases (", "secret_leases (handle BLOB PRIMARY KEY, ")
+    )
+    db = SqliteDatabase(path)
+    try:
+        assert planted(db) == ["table 'secret_leases' (its columns not in troth's order)"]
+        store, insert = SqliteSecretStore(db), store_schema.INSERT_LEASE[(False, False)]
+        revoked = (*_REST[:-3], int(LeaseState.REVOKED), 0, b"")
+        db.execute(insert, (_ROW[0], b"\x04" * 16, *_ROW[2:], "db", *revoked))
+        db.execute(insert, (*_ROW, "db", *_REST))  # the same locator, written
+        assert store.prune_ended(1, limit=10) == 2  # the open lease deleted with the revoked
     finally:
         db.close()

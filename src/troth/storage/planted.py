@@ -31,7 +31,8 @@ made passes.
     AUTOINCREMENT                    the definition's word: no pragma reports it (lang_
                                      createtable.html#rowid; 74l planted8 2)
     its columns' order               table_xinfo by cid: troth writes by position (74l
-                                     planted8 1); columns troth never made may follow its own
+                                     planted8 1); columns troth never made may follow its
+                                     own, none a shape of troth's keys (75j planted9 4)
   in each column of such a table (`_COLUMN_FACTS`), compared with any troth's of its name:
     NOT NULL (a key's aside)         table_xinfo notnull, pk (74c planted6 3)
     DEFAULT                          table_xinfo dflt_value (74c planted6 4)
@@ -369,9 +370,12 @@ def _unlike(db: SqliteDatabase, name: str, troths: list[_Shape]) -> Iterator[str
     """What of the table `name` of `db` none of `troths` (its shapes) has, as refusals name it:
     its own (keys, then AUTOINCREMENT, then CHECKs and generated columns) or, that troth's,
     its columns' order (one of the shapes with its own: the same, its start, or followed by
-    columns troth never made, none named as the rowid, which `ORDER BY rowid` reads); then
-    each fact of its columns none of troth's of its name has."""
+    columns troth never made, none named as the rowid, which `ORDER BY rowid` reads, nor one
+    another of troth's shapes keys: `secret_leases` keyed by handle as the broker's first
+    was, then `locator` unkeyed, 75j planted9 4); then each fact of its columns none of
+    troth's of its name has."""
     copy = _shape(db.fetch_all, name, troths=False)
+    keyed = _ROWID_NAMES.union(*(_keyed(made) for shape in troths for made in shape.own))
     for left_out, what in _OWN_LEVELS:
         if {made for made in copy.own if made[0] not in left_out} not in [
             {made for made in shape.own if made[0] not in left_out} for shape in troths
@@ -381,7 +385,7 @@ def _unlike(db: SqliteDatabase, name: str, troths: list[_Shape]) -> Iterator[str
     else:
         if not any(
             copy.order[: len(shape.order)] == shape.order[: len(copy.order)]
-            and not _ROWID_NAMES & set(copy.order[len(shape.order) :])
+            and not keyed & set(copy.order[len(shape.order) :])
             for shape in troths
             if shape.own == copy.own
         ):
@@ -392,6 +396,14 @@ def _unlike(db: SqliteDatabase, name: str, troths: list[_Shape]) -> Iterator[str
             if facts[i] is not None and facts[i] not in made and (made or i == 0):
                 yield f"{what} not troth's"
                 break
+
+
+def _keyed(made: tuple[object, ...]) -> Iterator[str]:
+    """The columns (names folded) one of a table's own (`_Shape.own`) keys: a PRIMARY KEY's or
+    a UNIQUE's (index_xinfo rows, the name first), the rowid's alias (names); no other's."""
+    if made[0] in ("pk", "u", "rowid") and isinstance(made[1], tuple):
+        for column in made[1]:
+            yield _folded(str(column[0] if isinstance(column, tuple) else column))
 
 
 def _shown(name: object) -> str:
