@@ -9,7 +9,7 @@ from typing import Final
 
 import pytest
 
-from tests.support.backups import restores_found
+from tests.support.backups import restores_found, schema_malformed
 from tests.test_review72v_planted import policy_copy_restored
 from troth.errors import StorageError
 from troth.gates import SqliteBundleTable
@@ -97,20 +97,13 @@ def test_a_schema_row_of_another_type_is_malformed(tmp_path: Path, name: str, ki
     """72z refuted: a trigger (or a table with a conflict clause) whose sqlite_master row is
     given another type (PRAGMA writable_schema), out of `planted`'s `type IN ('trigger',
     'view')` / `type = 'table'`: SQLite refuses the schema (malformed), nothing runs."""
-    path = tmp_path / "node.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("CREATE TABLE t (a)")
-    conn.execute("CREATE TABLE u (a UNIQUE ON CONFLICT IGNORE)")
-    conn.execute("CREATE TRIGGER g AFTER INSERT ON t BEGIN DELETE FROM t; END")
-    conn.execute("PRAGMA writable_schema = ON")
-    conn.execute("UPDATE sqlite_master SET type = ? WHERE name = ?", (kind, name))
-    conn.close()
-    conn = sqlite3.connect(path)
-    try:
-        with pytest.raises(sqlite3.DatabaseError, match="malformed database schema"):
-            conn.execute("INSERT INTO t VALUES (1)")
-    finally:
-        conn.close()
+    made = (
+        "CREATE TABLE t (a)",
+        "CREATE TABLE u (a UNIQUE ON CONFLICT IGNORE)",
+        "CREATE TRIGGER g AFTER INSERT ON t BEGIN DELETE FROM t; END",
+    )
+    edit = ("UPDATE sqlite_master SET type = ? WHERE name = ?", (kind, name))
+    assert "malformed database schema" in schema_malformed(tmp_path / "node.db", made, edit)
 
 
 @pytest.mark.parametrize(

@@ -61,6 +61,28 @@ def planted_at(path: Path) -> list[str]:
         db.close()
 
 
+def schema_malformed(
+    path: Path, made: tuple[str, ...], *edits: tuple[str, tuple[object, ...]]
+) -> str:
+    """The error SQLite gives reading the database at `path` made by `made`, its schema rows
+    then edited by `edits` (`PRAGMA writable_schema`), or "" when it reads it."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statement in made:
+        conn.execute(statement)
+    conn.execute("PRAGMA writable_schema = ON")
+    for statement, params in edits:
+        conn.execute(statement, params)
+    conn.close()
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    finally:
+        conn.close()
+    return ""
+
+
 def forget_armed_scopes(path: Path) -> None:
     """node.db at `path` with no scope armed (no `rollback_counters` row), as a troth from
     before review 52c left it."""

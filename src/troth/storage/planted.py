@@ -19,6 +19,8 @@ made passes.
     a conflict clause, a foreign-key  the definition's words (lang_conflict.html, foreignkeys
       action, or a definition not     .html: no pragma reports either): `ON CONFLICT IGNORE`
       UTF-8 text of at most 64 KiB    skipped a write (72v planted 2, 4)
+    text past a definition's end     a `;` or a NUL: SQLite applies none of what follows, the
+                                     words read here would be (75j planted9 1-3)
     a UNIQUE index not troth's       pragma index_list/index_xinfo (table, columns, order,
                                      collation) and its partial clause's words (73a planted3 1)
   in each table of troth's the copy holds (`_shape`):
@@ -29,7 +31,8 @@ made passes.
     AUTOINCREMENT                    the definition's word: no pragma reports it (lang_
                                      createtable.html#rowid; 74l planted8 2)
     its columns' order               table_xinfo by cid: troth writes by position (74l
-                                     planted8 1); columns troth never made may follow its own
+                                     planted8 1); columns troth never made may follow its
+                                     own, none a shape of troth's keys (75j planted9 4)
   in each column of such a table (`_COLUMN_FACTS`), compared with any troth's of its name:
     NOT NULL (a key's aside)         table_xinfo notnull, pk (74c planted6 3)
     DEFAULT                          table_xinfo dflt_value (74c planted6 4)
@@ -214,6 +217,8 @@ def _unique(fetch: _Fetch, name: object, table: object, sql: object) -> _Unique 
     if text is None or not isinstance(name, str) or not isinstance(table, str):
         return None
     tokens = list(_tokens(text))
+    if None in tokens:  # text past its end (`_tokens`): not what SQLite applies
+        return None
     where = tokens.index("WHERE") if "WHERE" in tokens else len(tokens)
     keyed = tuple(tuple(row) for row in fetch(_KEY, (name,)))
     return _folded(table), keyed, tuple(tokens[where + 1 :])
@@ -365,9 +370,12 @@ def _unlike(db: SqliteDatabase, name: str, troths: list[_Shape]) -> Iterator[str
     """What of the table `name` of `db` none of `troths` (its shapes) has, as refusals name it:
     its own (keys, then AUTOINCREMENT, then CHECKs and generated columns) or, that troth's,
     its columns' order (one of the shapes with its own: the same, its start, or followed by
-    columns troth never made, none named as the rowid, which `ORDER BY rowid` reads); then
-    each fact of its columns none of troth's of its name has."""
+    columns troth never made, none named as the rowid, which `ORDER BY rowid` reads, nor one
+    another of troth's shapes keys: `secret_leases` keyed by handle as the broker's first
+    was, then `locator` unkeyed, 75j planted9 4); then each fact of its columns none of
+    troth's of its name has."""
     copy = _shape(db.fetch_all, name, troths=False)
+    keyed = _ROWID_NAMES.union(*(_keyed(made) for shape in troths for made in shape.own))
     for left_out, what in _OWN_LEVELS:
         if {made for made in copy.own if made[0] not in left_out} not in [
             {made for made in shape.own if made[0] not in left_out} for shape in troths
@@ -377,7 +385,7 @@ def _unlike(db: SqliteDatabase, name: str, troths: list[_Shape]) -> Iterator[str
     else:
         if not any(
             copy.order[: len(shape.order)] == shape.order[: len(copy.order)]
-            and not _ROWID_NAMES & set(copy.order[len(shape.order) :])
+            and not keyed & set(copy.order[len(shape.order) :])
             for shape in troths
             if shape.own == copy.own
         ):
@@ -390,6 +398,14 @@ def _unlike(db: SqliteDatabase, name: str, troths: list[_Shape]) -> Iterator[str
                 break
 
 
+def _keyed(made: tuple[object, ...]) -> Iterator[str]:
+    """The columns (names folded) one of a table's own (`_Shape.own`) keys: a PRIMARY KEY's or
+    a UNIQUE's (index_xinfo rows, the name first), the rowid's alias (names); no other's."""
+    if made[0] in ("pk", "u", "rowid") and isinstance(made[1], tuple):
+        for column in made[1]:
+            yield _folded(str(column[0] if isinstance(column, tuple) else column))
+
+
 def _shown(name: object) -> str:
     return repr(name.decode(errors="replace") if isinstance(name, bytes) else str(name))
 
@@ -398,14 +414,17 @@ def _clause(sql: object) -> str | None:
     """What in the text of a table's definition `sql` (its bytes, from `text_sql`) says what
     a write does beyond the write (outside quotes and comments): "a conflict clause" (`ON
     CONFLICT`), "a foreign-key action" (`ON DELETE`, `ON UPDATE`), "its definition
-    unreadable"; None: nothing."""
+    unreadable", "text past its definition" (`_tokens`' None: SQLite applies none of it, and
+    the rest of this module would read it as the definition's; 75j planted9 1-2); None:
+    nothing."""
     text = _text(sql)
     if text is None:
         return "its definition unreadable"
-    for first, second in itertools.pairwise(_words(_tokens(text))):
+    tokens = list(_tokens(text))
+    for first, second in itertools.pairwise(_words(tokens)):
         if first == "ON" and second in _CLAUSES:
             return _CLAUSES[second]
-    return None
+    return "text past its definition" if None in tokens else None
 
 
 _CLAUSES: Final = {
@@ -415,12 +434,11 @@ _CLAUSES: Final = {
 }
 
 
-def _words(tokens: Iterator[str | None] | list[str | None]) -> Iterator[str]:
-    """The bare words of `tokens` (`_tokens`): strings, quoted names and comments skipped; a
-    quote never closed ends them as a conflict clause would (read as one)."""
+def _words(tokens: list[str | None]) -> Iterator[str]:
+    """The bare words of `tokens` (`_tokens`): strings, quoted names and comments skipped; none
+    past a None (`_clause` refuses a definition holding one)."""
     for token in tokens:
         if token is None:
-            yield from ("ON", "CONFLICT")
             return
         if token[0].isalnum() or token[0] in "_$" or ord(token[0]) > 127:
             yield token
@@ -429,10 +447,16 @@ def _words(tokens: Iterator[str | None] | list[str | None]) -> Iterator[str]:
 def _tokens(sql: str) -> Iterator[str | None]:
     """The tokens of the SQL text `sql` (lang_keywords.html): each bare word upper-cased
     (ASCII), each string or quoted name as written (its quotes too), each other character but
-    space; comments skipped; None for a quote never closed, then no more."""
+    space; comments skipped. None where SQLite's reading ends before the text's end, then no
+    more: a quote never closed, a `;` or a NUL (SQLite prepares a schema row's text as a C
+    string, up to its first NUL, and compiles its first statement only: what follows either
+    is never applied, though written there with `PRAGMA writable_schema`; 75j planted9 1-3)."""
+    sql, nul, _ = sql.partition("\0")
     i, n = 0, len(sql)
     while i < n:
         c = sql[i]
+        if c == ";":
+            break
         if c in "'\"`[":
             close, j = ("]" if c == "[" else c), i + 1
             while (j := sql.find(close, j)) >= 0 and close != "]" and sql.startswith(close, j + 1):
@@ -456,6 +480,8 @@ def _tokens(sql: str) -> Iterator[str | None]:
             if not c.isspace():
                 yield c
             i += 1
+    if i < n or nul:
+        yield None
 
 
 @functools.cache
