@@ -21,12 +21,18 @@ end the new role's sessions (the note keeps oids, never names).
 Refuted 5: a lease holding a lock on the revoked role (a grant to it recorded in a transaction
 it keeps open, review 69r leases 5) to make the note's `COMMENT ON ROLE` wait its lock timeout
 at every retry: the two locks do not conflict.
+
+Refuted 6 (74u's "interrupt at every statement", and a kill): the admin's session interrupted,
+or ended by the server (a killed node), before or after any statement `revoke_members` sends
+(an ending counted as one): a retry always ends the member's sessions (the membership kept by
+the rollback, or stored in the note).
 """
 
 from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -34,6 +40,7 @@ import pytest
 from tests.support.leases import LeaseWorld
 from tests.support.postgres import PgServer
 from tests.test_review73l_pgwatch import _ADMIN, _FIRST, _REVOKED, _SECOND, _roles
+from tests.test_review74u_refuted import _Nth
 from tests.test_review75b_pglast import acting_as, app, ending, grant_chain, scene
 from tests.test_review75o_pglast3 import ending_stops
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
@@ -176,3 +183,52 @@ def test_a_lock_on_the_role_does_not_hold_the_note(pg_server: PgServer) -> None:
             assert ended == [_SECOND, _SECOND]
         finally:
             lease.execute("ROLLBACK")
+
+
+class _Stopped(_Nth):
+    """74u's `_Nth` for `revoke_members` (its transactions too), the admin's session first
+    terminated by the server at the `nth` statement when `kill` (what it sees of a killed
+    node)."""
+
+    def __init__(self, conn: Any, nth: int, after: bool, kill: bool, su: Any) -> None:
+        super().__init__(conn, nth, after)
+        self.kill, self.su = kill, su
+
+    def transaction(self) -> Any:
+        return self.conn.transaction()
+
+    def execute(self, statement: Any, params: Any = None) -> Any:
+        try:
+            return super().execute(statement, params)
+        except KeyboardInterrupt:
+            if self.kill:
+                pid = self.conn.info.backend_pid
+                self.su.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+            raise
+
+
+# what `revoke_members` sends for one member, each ending one statement here: the read, the
+# REVOKE, the note, the ending in the REVOKEs' transaction, the ending after its commit
+_REVOKE_MEMBERS_SENT = 5
+
+
+@pytest.mark.parametrize("kill", [False, True], ids=["interrupted", "killed"])
+@pytest.mark.parametrize("after", [False, True], ids=["before", "after"])
+@pytest.mark.parametrize("nth", range(_REVOKE_MEMBERS_SENT))
+def test_a_stop_at_any_statement_leaves_the_member_to_the_retry(
+    pg_server: PgServer, nth: int, after: bool, kill: bool
+) -> None:
+    """Refuted 6 (crash and interrupt at every statement `revoke_members` sends): `_REVOKED`
+    granted to `_SECOND`; the revocation's admin session interrupted, or terminated by the
+    server, before or after its `nth` statement: the retry ends `_SECOND`'s sessions (the
+    membership kept, or stored in the note)."""
+    with _roles(pg_server) as su, pg_server.connect() as admin:
+        su.execute(f"GRANT {_REVOKED} TO {_SECOND}")
+        wrapped = _Stopped(admin, nth, after, kill, su)
+        with pytest.raises((KeyboardInterrupt, psycopg.OperationalError)):  # (the lost session)
+            locks.revoke_members(wrapped, _REVOKED, lambda _member: wrapped.execute("SELECT 1"))
+        assert wrapped.fired
+        assert wrapped.sent == nth + 1
+        again: list[str] = []
+        locks.revoke_members(su, _REVOKED, again.append)
+        assert again == [_SECOND, _SECOND]
