@@ -163,11 +163,11 @@ class Scene:
 
 @contextmanager
 def scene(
-    tmp_path: Path, made_world: LeaseWorld, db: OrdersDb, leases: int, *apps: str
+    tmp_path: Path, made_world: LeaseWorld, db: OrdersDb, leases: int, *apps: str, **config: Any
 ) -> Iterator[Scene]:
-    """A `Scene`; its prepared transaction rolled back and its application roles dropped at
-    the end."""
-    broker = setup(tmp_path, made_world, db)
+    """A `Scene` (the secret's settings changed by `config`); its prepared transaction rolled
+    back and its application roles dropped at the end."""
+    broker = setup(tmp_path, made_world, db, **config)
     agent = made_world.credential_a()
     issued = [broker.issue(agent, SECRET, scope=["orders:write"], now=now()) for _ in range(leases)]
     made = Scene(db, broker, agent, issued, list(apps), f"g75b_{uuid.uuid4().hex[:8]}")

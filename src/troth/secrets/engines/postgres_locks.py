@@ -22,6 +22,7 @@ from typing import Any, Final
 __all__ = [
     "LOCK_HOLDERS",
     "LO_UNLINK_BATCH",
+    "MEMBERS_NOTE",
     "PREPARED_BY",
     "ROLE_LOCKERS",
     "end_lock_holders",
@@ -180,17 +181,29 @@ _MEMBERS: Final = (
     # nor one itself, whose sessions are its own: a superuser (it may set any role, a member or
     # not), a CREATEROLE role (it may grant itself the role at will: another broker's admin,
     # a member for one statement in its `roll_back_prepared`, had all its sessions ended;
-    # review 75b, pglast 5), the admin (`current_user`)
-    "WITH RECURSIVE m(oid, direct) AS ("
-    " SELECT a.member, true FROM pg_auth_members a JOIN pg_roles g ON g.oid = a.roleid"
-    " WHERE g.rolname = %s"
-    " UNION SELECT a.member, false FROM pg_auth_members a JOIN m ON a.roleid = m.oid"
+    # review 75b, pglast 5), the admin (`current_user`); and the roles an earlier attempt
+    # named (`MEMBERS_NOTE`, the role's comment: their memberships revoked, not walked again)
+    "WITH RECURSIVE g AS (SELECT oid FROM pg_roles WHERE rolname = %s),"
+    " m(oid, direct, walk) AS ("
+    " SELECT a.member, true, true FROM pg_auth_members a, g WHERE a.roleid = g.oid"
+    " UNION SELECT s.oid, false, false FROM g, unnest(COALESCE(substring("
+    "shobj_description(g.oid, 'pg_authid') FROM %s)::oid[], '{}')) s(oid)"
+    " UNION SELECT a.member, false, true FROM pg_auth_members a JOIN m ON a.roleid = m.oid"
     " JOIN pg_roles r ON r.oid = m.oid"
-    " WHERE NOT (r.rolsuper OR r.rolcreaterole OR r.rolname = current_user)) "
+    " WHERE m.walk AND NOT (r.rolsuper OR r.rolcreaterole OR r.rolname = current_user)) "
     "SELECT r.rolname, bool_or(m.direct),"
-    " NOT (r.rolsuper OR r.rolcreaterole OR r.rolname = current_user) FROM m"
-    " JOIN pg_roles r ON r.oid = m.oid GROUP BY r.rolname, r.rolsuper, r.rolcreaterole ORDER BY 1"
+    " NOT (r.rolsuper OR r.rolcreaterole OR r.rolname = current_user), r.oid::text FROM m"
+    " JOIN pg_roles r ON r.oid = m.oid"
+    " GROUP BY r.rolname, r.oid, r.rolsuper, r.rolcreaterole ORDER BY 1"
 )
+
+MEMBERS_NOTE: Final = "troth members to end: "
+"""How `revoke_members` stores, in the REVOKEs' transaction, the roles whose sessions it ends
+(their oids) as the lease role's comment (`COMMENT ON ROLE`, an administrator's: never the
+lease's), for every retry to end them again until `DROP ROLE` takes it (review 75o, pglast3 1
+and 2)."""
+
+_NOTED: Final = "^" + MEMBERS_NOTE + "([{][0-9,]*[}])$"
 
 
 def revoke_members(conn: Any, role: str, end_sessions: Callable[[str], None]) -> None:
@@ -210,53 +223,30 @@ def revoke_members(conn: Any, role: str, end_sessions: Callable[[str], None]) ->
     the REVOKE's transaction: one that does not end (in time, or that the admin may not signal)
     fails it, the memberships kept, so the retry finds them (review 75b, pglast 2: committed
     first, the retry no longer knew that role's sessions could act as the lease); and once more
-    after its commit (one that logged in before it may have set its role meanwhile), the
-    members' memberships granted again if that fails, for the same reason (review 75b, pglast
-    3). A role that is no member (an application's) is never named."""
+    after its commit (one that logged in before it may have set its role meanwhile; review 75b,
+    pglast 3). The roles ended are stored with the REVOKEs (`MEMBERS_NOTE`), so a retry ends
+    them again however the attempt stopped after the commit: the memberships granted again
+    instead lived in the broker's memory only, lost with its process (SIGKILL, or a server
+    restart: the GRANTs never sent) or with a second interrupt cancelling a GRANT (review 75o,
+    pglast3 1 and 2). A role that is no member (an application's) is never named."""
     from psycopg import sql
 
     with conn.transaction():
-        rows = conn.execute(_MEMBERS, (role,)).fetchall()
-        for member in [member for member, direct, _ends in rows if direct]:
+        rows = conn.execute(_MEMBERS, (role, _NOTED)).fetchall()
+        for member in [member for member, direct, _ends, _oid in rows if direct]:
             conn.execute(
                 sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(role), sql.Identifier(member))
             )
-        ended = [member for member, _direct, ends in rows if ends]
-        for member in ended:
-            end_sessions(member)
-    try:
-        for member in ended:
-            end_sessions(member)
-    except BaseException:
-        _grant_again(conn, role, [member for member, direct, ends in rows if direct and ends])
-        raise
-
-
-def _grant_again(conn: Any, role: str, members: list[str]) -> None:
-    """GRANT `role` to each of `members` again (`revoke_members`' second ending failed), each
-    on its own: one failing (a member dropped meanwhile, another broker's revocation of that
-    lease) stopped the rest, the members after it left without their membership, their
-    sessions no longer ended at the retry (review 75i, pglast2 3); and after an interrupt too
-    (a daemon's shutdown as a session was being ended), which skipped them all (pglast2 2).
-    Granted as PostgreSQL grants by default (no ADMIN OPTION: never more than was revoked on
-    15 and older). An interrupt in one GRANT is raised once the rest are sent."""
-    import psycopg
-    from psycopg import sql
-
-    interrupt: BaseException | None = None
-    for member in members:
-        try:
+        ended = [(member, oid) for member, _direct, ends, oid in rows if ends]
+        if ended:
+            note = MEMBERS_NOTE + "{" + ",".join(oid for _member, oid in ended) + "}"
             conn.execute(
-                sql.SQL("GRANT {} TO {}").format(sql.Identifier(role), sql.Identifier(member))
+                sql.SQL("COMMENT ON ROLE {} IS {}").format(sql.Identifier(role), sql.Literal(note))
             )
-        except psycopg.errors.UndefinedObject:
-            continue  # dropped meanwhile: no session of it is left to act as `role`
-        except psycopg.Error:
-            continue  # (the connection lost: the caller raises the second ending's error)
-        except BaseException as exc:
-            interrupt = interrupt or exc
-    if interrupt is not None:
-        raise interrupt
+        for member, _oid in ended:
+            end_sessions(member)
+    for member, _oid in ended:
+        end_sessions(member)
 
 
 LOCK_HOLDERS: Final = (
