@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -17,7 +18,7 @@ import rfc8785
 
 from troth import limits
 from troth.crypto import sha256
-from troth.encoding.ijson import load_json
+from troth.encoding.ijson import MAX_SAFE_INTEGER, load_json
 from troth.errors import DecodeError, DecodeProblem
 from troth.trace.record_text import _HEX32, _hex, _text
 
@@ -153,17 +154,57 @@ def disclosed(value: Any, limit: int = limits.MAX_TRACE_DISCLOSURE_BYTES) -> Any
     caller's arguments, a model's output): itself when it is JSON within `limit` bytes that an
     export carries, else what it was (`{"not_json": type}`: not JSON, a lone surrogate, nested
     too deep to encode) or its hash and size (`{"sha256": hex, "bytes": n}`: over the limit,
-    or nested too deep or holding a noncharacter), which signing would refuse (review 23c: a
-    gate's recorder; review 30c: the span processor). A value that is itself an object of
+    or nested too deep or holding a noncharacter; holding an integer past 2**53 - 1, the
+    hash of its canonical JSON with that integer in full, `_in_full`: review 75m, numbers 1),
+    which signing would refuse (review 23c: a gate's recorder; review 30c: the span
+    processor). A value that is itself an object of
     either shape is disclosed by its hash and size too, so no value given reads as the hash
     of another (review 32b, trace 1)."""
     try:
         encoded = disclosure_value(value)
     except (ValueError, RecursionError):  # not JSON, or nested past the encoder
-        return {"not_json": type(value).__name__}
+        whole = _in_full(value)  # JSON but for an integer past 2**53 - 1: by its hash
+        if whole is None:
+            return {"not_json": type(value).__name__}
+        return {"sha256": sha256(whole).hex(), "bytes": len(whole)}
     if len(encoded) > limit or not _exportable(encoded) or _marker_shaped(value):
         return {"sha256": sha256(encoded).hex(), "bytes": len(encoded)}
     return value
+
+
+def _in_full(value: Any) -> bytes | None:
+    """The canonical JSON of `value` (RFC 8785) with each integer past ±(2**53 - 1), which
+    RFC 8785 refuses, written in full (its decimal digits; JSON, not I-JSON: a caller's
+    arguments the MCP gate decoded exactly, review 75m, numbers 1); None when `value` is no
+    JSON otherwise too, or such an integer has no text (past Python's digit limit). Each such
+    integer stands in the encoding as a quoted random token (no value holds it but by chance
+    of 2**-128), then replaced by its digits."""
+    token = secrets.token_hex(16)
+    digits: list[bytes] = []
+
+    def whole(item: Any) -> Any:  # rfc8785's own tests of a value's type, in its order
+        if item is None or isinstance(item, bool | str | float):
+            return item
+        if isinstance(item, int):
+            number = int(item)
+            if -MAX_SAFE_INTEGER <= number <= MAX_SAFE_INTEGER:
+                return item
+            digits.append(str(number).encode())  # ValueError past the digit limit
+            return token
+        if isinstance(item, list | tuple):
+            return [whole(inner) for inner in item]
+        if isinstance(item, dict):
+            return {name: whole(inner) for name, inner in dict(item).items()}
+        return item  # no JSON: rfc8785 refuses it below
+
+    try:
+        encoded = disclosure_value(whole(value))
+    except (ValueError, RecursionError):
+        return None
+    pieces = encoded.split(b'"' + token.encode() + b'"')
+    if not digits or len(pieces) != len(digits) + 1:  # none, or the token held by chance
+        return None
+    return b"".join(p for pair in zip(pieces, [*digits, b""], strict=True) for p in pair)
 
 
 _MARKERS: Final = (frozenset({"sha256", "bytes"}), frozenset({"not_json"}))
