@@ -17,13 +17,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.traces import NOW as SIGNED
+from tests.support.traces import Held
 from tests.test_review23c_trace import _gate, _recorded
 from troth import limits
 from troth.encoding.ijson import load_json
 from troth.errors import DecodeError
+from troth.gates import Outcome
+from troth.gates.engine import PolicyDecision
+from troth.gates.engine import ToolCall as EngineCall
+from troth.gates.point import DecisionRecord
 from troth.trace import verify_log
+from troth.trace.adapters import decision_content
 from troth.trace.disclosure import _exportable, disclosed, disclosure_value, is_canonical_value
-from troth.trace.signing import signable_values
+from troth.trace.signing import check_content, signable_values
 
 _NUMBERS = st.one_of(
     st.integers(-(2**54), 2**54),
@@ -35,6 +42,7 @@ _NUMBERS = st.one_of(
 _TEXTS = st.one_of(
     st.text(max_size=8),
     st.from_regex(r"-?[0-9]{14,22}(\.[0-9]{1,3})?", fullmatch=True),  # a card number, an id
+    st.from_regex(r"[a ,:\[\]{}\"-]{0,3}-?[0-9]{15,17}[ ,:\]}]?", fullmatch=True),  # 75m 2
 )
 _VALUES = st.recursive(
     st.one_of(st.none(), st.booleans(), _NUMBERS, _TEXTS),
@@ -50,7 +58,9 @@ def test_the_shortcut_judges_every_value_as_the_full_check_does(value: Any) -> N
     ASCII, no run of 16 digits) takes as exportable that the full check (`is_canonical_value`,
     what signing runs) refuses: none; numbers nested in lists and objects, negative ones
     (`-1e16`: 17 digits after its sign), ints and integral doubles around 2**53 and 1e21,
-    doubles with 16 digits before their point, strings of 16 digits and more. Whatever
+    doubles with 16 digits before their point, strings of 16 digits and more, after a quote,
+    a space, `[`, `,`, `:` or a sign (75m numbers 2's rule: a number follows `[`, `,` or `:`
+    only, or starts the value). Whatever
     `disclosed` returns signs (`signable_values`: a gate's recorder never raises on it)."""
     try:
         encoded = disclosure_value(value)
@@ -126,3 +136,39 @@ def test_exact_numbers_hold_under_any_decimal_context() -> None:
                 load_json(refused, max_bytes=100, exact_numbers=True)
         taken = [load_json(t, max_bytes=100, exact_numbers=True) for t in (b"0.1", b"1e+20")]
     assert taken == [0.1, 1e20]
+
+
+_ANY = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**80), 2**80),
+        st.floats(),  # NaN and infinities too
+        st.text(max_size=6),  # surrogates and noncharacters too
+        st.sampled_from(["4111111111111111", "\ufdd0", "\ud800"]),
+    ),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["sha256", "bytes", "not_json", "a"]), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_AGENT = Held().identifier
+
+
+@settings(max_examples=150, deadline=None)
+@given(_ANY, st.booleans(), st.text(max_size=40))
+def test_a_gates_record_signs_whatever_the_arguments(args: Any, allowed: bool, tool: str) -> None:
+    """Tried (the brief's "any other value that makes the recorder raise"): arguments of any
+    value (ints past 2**53, NaN, infinities, lone surrogates, noncharacters, objects shaped
+    like `disclosed`'s stand-ins, 16-digit strings) and any tool name, allowed or denied:
+    `decision_content` always makes content that signing takes (`check_content`, what
+    `sign_record` and the batcher refuse with), so no such call leaves the gate's recorder
+    raising (which would deny it, unrecorded)."""
+    decision = (
+        PolicyDecision(True, Outcome.ALLOWED, "allowed")
+        if allowed
+        else PolicyDecision.deny(Outcome.ARGUMENTS, "denied")
+    )
+    record = DecisionRecord(SIGNED, None, EngineCall(tool or "t", args, None), decision)
+    check_content(decision_content(record, _AGENT)[0])

@@ -129,17 +129,20 @@ _SHALLOW: Final = 16
 nests no deeper than that, well within what an export line carries."""
 
 
-_LONG_DIGITS: Final = re.compile(rb"[0-9]{16}")
-"""16 digits in a row: possibly an integer past 2**53 - 1 (`9007199254740992` has 16), which
-RFC 8785 writes for a double of integral value below 1e21 (`1e16`: `10000000000000000`) and
-no export's verifier reads (I-JSON): such a value takes the full check (review 75h,
-traceverify2 2: taken as exportable, signing it raised)."""
+_LONG_DIGITS: Final = re.compile(rb"(?:^|[\[,:])-?[0-9]{16}")
+"""A number of 16 digits or more: possibly an integer past 2**53 - 1 (`9007199254740992` has
+16), which RFC 8785 writes for a double of integral value below 1e21 (`1e16`:
+`10000000000000000`) and no export's verifier reads (I-JSON): such a value takes the full check
+(review 75h, traceverify2 2: taken as exportable, signing it raised). A number in canonical
+JSON starts the value or follows `[`, `,` or `:` (no whitespace); 16 digits after anything
+else are text (a card number: review 75m, numbers 2, they took the full check), and text
+holding `:` before 16 digits takes it too."""
 
 
 def _exportable(encoded: bytes) -> bool:
     """Whether a disclosure's canonical JSON is a value an export line carries
     (`is_canonical_value`: `sign_record` refuses a record holding any other), checked in full
-    only past the cheap case of a shallow ASCII value of no long run of digits."""
+    only past the cheap case of a shallow ASCII value of no long number (`_LONG_DIGITS`)."""
     if (
         encoded.isascii()
         and encoded.count(b"[") + encoded.count(b"{") <= _SHALLOW
@@ -177,8 +180,8 @@ def _in_full(value: Any) -> bytes | None:
     RFC 8785 refuses, written in full (its decimal digits; JSON, not I-JSON: a caller's
     arguments the MCP gate decoded exactly, review 75m, numbers 1); None when `value` is no
     JSON otherwise too, or such an integer has no text (past Python's digit limit). Each such
-    integer stands in the encoding as a quoted random token (no value holds it but by chance
-    of 2**-128), then replaced by its digits."""
+    integer stands in the encoding as a quoted random token and its index (no value holds it
+    but by chance of 2**-128), then replaced by its digits (members are sorted: by index)."""
     token = secrets.token_hex(16)
     digits: list[bytes] = []
 
@@ -190,7 +193,7 @@ def _in_full(value: Any) -> bytes | None:
             if -MAX_SAFE_INTEGER <= number <= MAX_SAFE_INTEGER:
                 return item
             digits.append(str(number).encode())  # ValueError past the digit limit
-            return token
+            return f"{token}-{len(digits) - 1}"
         if isinstance(item, list | tuple):
             return [whole(inner) for inner in item]
         if isinstance(item, dict):
@@ -201,10 +204,11 @@ def _in_full(value: Any) -> bytes | None:
         encoded = disclosure_value(whole(value))
     except (ValueError, RecursionError):
         return None
-    pieces = encoded.split(b'"' + token.encode() + b'"')
-    if not digits or len(pieces) != len(digits) + 1:  # none, or the token held by chance
+    placed = re.compile(b'"' + token.encode() + b'-([0-9]+)"')
+    written, count = placed.subn(lambda found: digits[int(found[1])], encoded)
+    if not digits or count != len(digits):  # none, or the token held by chance
         return None
-    return b"".join(p for pair in zip(pieces, [*digits, b""], strict=True) for p in pair)
+    return written
 
 
 _MARKERS: Final = (frozenset({"sha256", "bytes"}), frozenset({"not_json"}))
