@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -17,7 +18,7 @@ import rfc8785
 
 from troth import limits
 from troth.crypto import sha256
-from troth.encoding.ijson import load_json
+from troth.encoding.ijson import MAX_SAFE_INTEGER, load_json
 from troth.errors import DecodeError, DecodeProblem
 from troth.trace.record_text import _HEX32, _hex, _text
 
@@ -128,17 +129,20 @@ _SHALLOW: Final = 16
 nests no deeper than that, well within what an export line carries."""
 
 
-_LONG_DIGITS: Final = re.compile(rb"[0-9]{16}")
-"""16 digits in a row: possibly an integer past 2**53 - 1 (`9007199254740992` has 16), which
-RFC 8785 writes for a double of integral value below 1e21 (`1e16`: `10000000000000000`) and
-no export's verifier reads (I-JSON): such a value takes the full check (review 75h,
-traceverify2 2: taken as exportable, signing it raised)."""
+_LONG_DIGITS: Final = re.compile(rb"(?:^|[\[,:])-?[0-9]{16}")
+"""A number of 16 digits or more: possibly an integer past 2**53 - 1 (`9007199254740992` has
+16), which RFC 8785 writes for a double of integral value below 1e21 (`1e16`:
+`10000000000000000`) and no export's verifier reads (I-JSON): such a value takes the full check
+(review 75h, traceverify2 2: taken as exportable, signing it raised). A number in canonical
+JSON starts the value or follows `[`, `,` or `:` (no whitespace); 16 digits after anything
+else are text (a card number: review 75m, numbers 2, they took the full check), and text
+holding `:` before 16 digits takes it too."""
 
 
 def _exportable(encoded: bytes) -> bool:
     """Whether a disclosure's canonical JSON is a value an export line carries
     (`is_canonical_value`: `sign_record` refuses a record holding any other), checked in full
-    only past the cheap case of a shallow ASCII value of no long run of digits."""
+    only past the cheap case of a shallow ASCII value of no long number (`_LONG_DIGITS`)."""
     if (
         encoded.isascii()
         and encoded.count(b"[") + encoded.count(b"{") <= _SHALLOW
@@ -153,17 +157,58 @@ def disclosed(value: Any, limit: int = limits.MAX_TRACE_DISCLOSURE_BYTES) -> Any
     caller's arguments, a model's output): itself when it is JSON within `limit` bytes that an
     export carries, else what it was (`{"not_json": type}`: not JSON, a lone surrogate, nested
     too deep to encode) or its hash and size (`{"sha256": hex, "bytes": n}`: over the limit,
-    or nested too deep or holding a noncharacter), which signing would refuse (review 23c: a
-    gate's recorder; review 30c: the span processor). A value that is itself an object of
+    or nested too deep or holding a noncharacter; holding an integer past 2**53 - 1, the
+    hash of its canonical JSON with that integer in full, `_in_full`: review 75m, numbers 1),
+    which signing would refuse (review 23c: a gate's recorder; review 30c: the span
+    processor). A value that is itself an object of
     either shape is disclosed by its hash and size too, so no value given reads as the hash
     of another (review 32b, trace 1)."""
     try:
         encoded = disclosure_value(value)
     except (ValueError, RecursionError):  # not JSON, or nested past the encoder
-        return {"not_json": type(value).__name__}
+        whole = _in_full(value)  # JSON but for an integer past 2**53 - 1: by its hash
+        if whole is None:
+            return {"not_json": type(value).__name__}
+        return {"sha256": sha256(whole).hex(), "bytes": len(whole)}
     if len(encoded) > limit or not _exportable(encoded) or _marker_shaped(value):
         return {"sha256": sha256(encoded).hex(), "bytes": len(encoded)}
     return value
+
+
+def _in_full(value: Any) -> bytes | None:
+    """The canonical JSON of `value` (RFC 8785) with each integer past ±(2**53 - 1), which
+    RFC 8785 refuses, written in full (its decimal digits; JSON, not I-JSON: a caller's
+    arguments the MCP gate decoded exactly, review 75m, numbers 1); None when `value` is no
+    JSON otherwise too, or such an integer has no text (past Python's digit limit). Each such
+    integer stands in the encoding as a quoted random token and its index (no value holds it
+    but by chance of 2**-128), then replaced by its digits (members are sorted: by index)."""
+    token = secrets.token_hex(16)
+    digits: list[bytes] = []
+
+    def whole(item: Any) -> Any:  # rfc8785's own tests of a value's type, in its order
+        if item is None or isinstance(item, bool | str | float):
+            return item
+        if isinstance(item, int):
+            number = int(item)
+            if -MAX_SAFE_INTEGER <= number <= MAX_SAFE_INTEGER:
+                return item
+            digits.append(str(number).encode())  # ValueError past the digit limit
+            return f"{token}-{len(digits) - 1}"
+        if isinstance(item, list | tuple):
+            return [whole(inner) for inner in item]
+        if isinstance(item, dict):
+            return {name: whole(inner) for name, inner in dict(item).items()}
+        return item  # no JSON: rfc8785 refuses it below
+
+    try:
+        encoded = disclosure_value(whole(value))
+    except (ValueError, RecursionError):
+        return None
+    placed = re.compile(b'"' + token.encode() + b'-([0-9]+)"')
+    written, count = placed.subn(lambda found: digits[int(found[1])], encoded)
+    if not digits or count != len(digits):  # none, or the token held by chance
+        return None
+    return written
 
 
 _MARKERS: Final = (frozenset({"sha256", "bytes"}), frozenset({"not_json"}))
