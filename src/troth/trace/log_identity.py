@@ -76,13 +76,17 @@ def node_log_identity(node: Node, store: SqliteDatabase, *, now: int) -> Identif
     # them when trace.db refused the reservation; troth.identity.fresh's rule); node.db's write
     # lock held, what trace.db holds and node.db made are read again (another process's log)
     with new_keys(identities.store, identities.vault, identities.keys_in_store) as fresh:
+        # the reserved row read before the bound one: another opening binds its reservation
+        # without node.db's lock, in one trace.db transaction, so a reservation gone by now is
+        # bound by the second read (review 75p, logbind 1: read the other way round, a bind
+        # between the two left neither seen and a log being made was named damaged)
         made = _made(node)
+        reserved = store.fetch_one(_GET, (_RESERVED,))
         row = store.fetch_one(_GET, (_BOUND,))
         if row is not None:
             return _recorded(node, made, _identity(store, row))
-        row = store.fetch_one(_GET, (_RESERVED,))
-        if row is not None and _held(node, _identity(store, row)):
-            return _recorded(node, made, bind_log_identity(store, _identity(store, row)))
+        if reserved is not None and _held(node, _identity(store, reserved)):
+            return _recorded(node, made, bind_log_identity(store, _identity(store, reserved)))
         if made:
             raise StorageError(
                 f"trace log damaged: {store.path} holds no log, but this node's log"
