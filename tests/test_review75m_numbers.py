@@ -115,7 +115,9 @@ def test_sixteen_digits_in_text_take_the_shortcut(
 
 
 _HUGE = st.recursive(
-    st.integers(-(2**80), 2**80) | st.text(max_size=4) | st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(-(2**80), 2**80)
+    | st.text(max_size=4)
+    | st.floats(allow_nan=False, allow_infinity=False),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
     max_leaves=8,
 )
