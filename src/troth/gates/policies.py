@@ -216,6 +216,11 @@ def _policy_ids(est: Mapping[str, Any]) -> dict[str, str]:
         where = f"policy {position + 1}"
         if not given:
             problems.append(f"{where} has no @id (every policy needs a unique @id)")
+        elif len(given) > limits.MAX_POLICY_ID_TEXT:  # named, not echoed (review 75s, 1)
+            problems.append(
+                f"{where}: @id {given[:32]!r}... is {len(given)} characters, over "
+                f"MAX_POLICY_ID_TEXT ({limits.MAX_POLICY_ID_TEXT})"
+            )
         elif not _POLICY_ID.fullmatch(given) or _POSITIONAL.fullmatch(given):
             problems.append(f"{where}: @id {given!r} is not [A-Za-z0-9_.:/-] or is positional")
         elif given.startswith(CAVEAT_ID_PREFIX):

@@ -205,10 +205,18 @@ def _in_full(value: Any) -> bytes | None:
     except (ValueError, RecursionError):
         return None
     placed = re.compile(b'"' + token.encode() + b'-([0-9]+)"')
-    written, count = placed.subn(lambda found: digits[int(found[1])], encoded)
+    written, count = placed.subn(lambda found: _placed(digits, found), encoded)
     if not digits or count != len(digits):  # none, or the token held by chance
         return None
     return written
+
+
+def _placed(digits: list[bytes], found: re.Match[bytes]) -> bytes:
+    """The digits of the integer a placeholder names; the placeholder itself when a string
+    held the token with an index past them (by chance: `_in_full` then counts one too many and
+    falls back; review 75s, disclosed 2, it raised IndexError)."""
+    index = int(found[1])
+    return digits[index] if index < len(digits) else found[0]
 
 
 _MARKERS: Final = (frozenset({"sha256", "bytes"}), frozenset({"not_json"}))
