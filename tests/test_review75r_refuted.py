@@ -47,10 +47,11 @@ def test_a_comment_to_the_texts_end_hides_no_word(tmp_path: Path, words: str) ->
     assert planted_at(path) == ["table 'feed_syncs_due' (its AUTOINCREMENT not troth's)"]
 
 
-def test_a_comment_after_troths_table_passes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("comment", ["' /* a note'", "' /* ; */ -- ;'"])
+def test_a_comment_after_troths_table_passes(tmp_path: Path, comment: str) -> None:
     """Tried: a comment after troth's own table's `)` (SQLite keeps a CREATE's text as written,
-    comments too): nothing past its definition is read, the copy is troth's."""
-    path = edited_node_db(tmp_path, *_appended("' /* a note'"))
+    comments too), a `;` in it: nothing past its definition is read, the copy is troth's."""
+    path = edited_node_db(tmp_path, *_appended(comment))
     assert planted_at(path) == []
 
 
