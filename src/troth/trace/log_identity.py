@@ -66,10 +66,12 @@ def node_log_identity(node: Node, store: SqliteDatabase, *, now: int) -> Identif
     killed opening reserved, once node.db holds it; else a new unnamed local identity of the
     node, reserved before node.db commits it, then bound. Processes opening a new log at once
     each make one; the first bound is every one's (the others' stay unnamed, unused)."""
-    made = _made(node)
+    # the bound row read before what node.db made: node.db commits a log identity before it
+    # is bound, so read after, it holds it (review 75r, logbind 2: read the other way round, a
+    # loss declared and a new log made in between named the node's own new log another's)
     row = store.fetch_one(_GET, (_BOUND,))
     if row is not None:
-        return _recorded(node, made, _identity(store, row))
+        return _recorded(node, _made(node), _identity(store, row))
     identities = node.identities
     # the identity's own transaction joins this one, whose failure before its commit deletes
     # the keys a vault outside node.db made for it (review 54l, trace 1: a PKCS#11 token kept
@@ -144,12 +146,16 @@ def declare_lost(node: Node, store: SqliteDatabase, *, now: int) -> frozenset[Id
     _made(node)  # its tables
     with node.db.transaction():
         made = _made(node)
-        row = store.fetch_one(_GET, (_BOUND,)) or store.fetch_one(_GET, (_RESERVED,))
+        # reserved before bound, as an opening reads them (review 75r, logbind 1: bound first,
+        # an opening's bind in between left neither seen, and the log being made was lost)
+        row = store.fetch_one(_GET, (_RESERVED,))
+        bound = store.fetch_one(_GET, (_BOUND,))
+        row = bound or row
         if row is not None and _identity(store, row) in made:  # (a reservation: bound
             raise StorageError(  # at the next opening)
                 f"{store.path} holds this node's log: nothing to declare lost"
             )
-        if row is not None and store.fetch_one(_GET, (_BOUND,)) is not None:
+        if bound is not None:
             raise StorageError(
                 f"{store.path} holds the log of {_identity(store, row)}, not this node's:"
                 " move it aside first"
