@@ -208,8 +208,9 @@ class _Stopped(_Nth):
 
 
 # what `revoke_members` sends for one member, each ending one statement here: the read, the
-# REVOKE, the note, the ending in the REVOKEs' transaction, the ending after its commit
-_REVOKE_MEMBERS_SENT = 5
+# REVOKE, the note, the ending in the REVOKEs' transaction, the read and the ending after its
+# commit (the read again: review 75q, pglast4 1)
+_REVOKE_MEMBERS_SENT = 6
 
 
 @pytest.mark.parametrize("kill", [False, True], ids=["interrupted", "killed"])

@@ -175,6 +175,10 @@ def _revoke_membership(conn: Any, owner: Any) -> None:
         return
 
 
+# a role as the note stores it: its oid and its name's bytes (in hex: any name, any database's
+# encoding), the pair no role made later has unless made under both (review 75q, pglast4 2)
+_STORED_AS: Final = "r.oid::text || ':' || encode(textsend(r.rolname::text), 'hex')"
+
 _MEMBERS: Final = (
     # every role that may `SET ROLE` to `role` (membership is transitive for it: a member of a
     # member may too; review 75b, pglast 1), whether direct; never through an administrator,
@@ -182,28 +186,36 @@ _MEMBERS: Final = (
     # not), a CREATEROLE role (it may grant itself the role at will: another broker's admin,
     # a member for one statement in its `roll_back_prepared`, had all its sessions ended;
     # review 75b, pglast 5), the admin (`current_user`); and the roles an earlier attempt
-    # named (`MEMBERS_NOTE`, the role's comment: their memberships revoked, not walked again)
-    "WITH RECURSIVE g AS (SELECT oid FROM pg_roles WHERE rolname = %s),"
+    # named (`MEMBERS_NOTE`, the role's comment: their memberships revoked), each only while
+    # it is the role stored (its oid and its name's bytes: an oid given to a role made later,
+    # another lease's, is not it; review 75q, pglast4 2), and their members walked again (one
+    # granted a stored member's role as the REVOKEs' transaction ran may have set its role to
+    # `role` through it until their commit; pglast4 1). Compared as text, never cast: a
+    # comment an administrator wrote by hand fails no revocation
+    "WITH RECURSIVE g AS (SELECT oid FROM pg_roles WHERE rolname = %s),"  # noqa: S608
     " m(oid, direct, walk) AS ("
     " SELECT a.member, true, true FROM pg_auth_members a, g WHERE a.roleid = g.oid"
-    " UNION SELECT s.oid, false, false FROM g, unnest(COALESCE(substring("
-    "shobj_description(g.oid, 'pg_authid') FROM %s)::oid[], '{}')) s(oid)"
+    " UNION SELECT r.oid, false, true FROM g, unnest(string_to_array(substring("
+    "shobj_description(g.oid, 'pg_authid') FROM %s), ',')) s(token)"
+    f" JOIN pg_roles r ON {_STORED_AS} = s.token"
     " UNION SELECT a.member, false, true FROM pg_auth_members a JOIN m ON a.roleid = m.oid"
     " JOIN pg_roles r ON r.oid = m.oid"
     " WHERE m.walk AND NOT (r.rolsuper OR r.rolcreaterole OR r.rolname = current_user)) "
     "SELECT r.rolname, bool_or(m.direct),"
-    " NOT (r.rolsuper OR r.rolcreaterole OR r.rolname = current_user), r.oid::text FROM m"
+    " NOT (r.rolsuper OR r.rolcreaterole OR r.rolname = current_user),"
+    f" {_STORED_AS} FROM m"
     " JOIN pg_roles r ON r.oid = m.oid"
     " GROUP BY r.rolname, r.oid, r.rolsuper, r.rolcreaterole ORDER BY 1"
 )
 
 MEMBERS_NOTE: Final = "troth members to end: "
 """How `revoke_members` stores, in the REVOKEs' transaction, the roles whose sessions it ends
-(their oids) as the lease role's comment (`COMMENT ON ROLE`, an administrator's: never the
-lease's), for every retry to end them again until `DROP ROLE` takes it (review 75o, pglast3 1
-and 2)."""
+(each as `oid:name`, the name's bytes in hex, comma-separated) as the lease role's comment
+(`COMMENT ON ROLE`, an administrator's: never the lease's), for every retry to end them and
+their members again until `DROP ROLE` takes it (review 75o, pglast3 1 and 2; review 75q,
+pglast4 1 and 2)."""
 
-_NOTED: Final = "^" + MEMBERS_NOTE + "([{][0-9,]*[}])$"
+_NOTED: Final = "^" + MEMBERS_NOTE + "(.*)$"
 
 
 def revoke_members(conn: Any, role: str, end_sessions: Callable[[str], None]) -> None:
@@ -224,29 +236,34 @@ def revoke_members(conn: Any, role: str, end_sessions: Callable[[str], None]) ->
     fails it, the memberships kept, so the retry finds them (review 75b, pglast 2: committed
     first, the retry no longer knew that role's sessions could act as the lease); and once more
     after its commit (one that logged in before it may have set its role meanwhile; review 75b,
-    pglast 3). The roles ended are stored with the REVOKEs (`MEMBERS_NOTE`), so a retry ends
-    them again however the attempt stopped after the commit: the memberships granted again
-    instead lived in the broker's memory only, lost with its process (SIGKILL, or a server
-    restart: the GRANTs never sent) or with a second interrupt cancelling a GRANT (review 75o,
-    pglast3 1 and 2). A role that is no member (an application's) is never named."""
+    pglast 3), read again then: a role granted a stored member's role meanwhile may have set
+    its role to `role` through it until the commit, and the list read before named it not
+    (review 75q, pglast4 1). The roles ended are stored with the REVOKEs (`MEMBERS_NOTE`), so a
+    retry ends them (and their members) again however the attempt stopped after the commit:
+    the memberships granted again instead lived in the broker's memory only, lost with its
+    process (SIGKILL, or a server restart: the GRANTs never sent) or with a second interrupt
+    cancelling a GRANT (review 75o, pglast3 1 and 2). A role that is no member (an
+    application's) is never named."""
     from psycopg import sql
 
     with conn.transaction():
         rows = conn.execute(_MEMBERS, (role, _NOTED)).fetchall()
-        for member in [member for member, direct, _ends, _oid in rows if direct]:
+        for member in [member for member, direct, _ends, _token in rows if direct]:
             conn.execute(
                 sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(role), sql.Identifier(member))
             )
-        ended = [(member, oid) for member, _direct, ends, oid in rows if ends]
+        ended = [(member, token) for member, _direct, ends, token in rows if ends]
         if ended:
-            note = MEMBERS_NOTE + "{" + ",".join(oid for _member, oid in ended) + "}"
+            note = MEMBERS_NOTE + ",".join(token for _member, token in ended)
             conn.execute(
                 sql.SQL("COMMENT ON ROLE {} IS {}").format(sql.Identifier(role), sql.Literal(note))
             )
-        for member, _oid in ended:
+        for member, _token in ended:
             end_sessions(member)
-    for member, _oid in ended:
-        end_sessions(member)
+    rows = conn.execute(_MEMBERS, (role, _NOTED)).fetchall()
+    for member, _direct, ends, _token in rows:
+        if ends:
+            end_sessions(member)
 
 
 LOCK_HOLDERS: Final = (
