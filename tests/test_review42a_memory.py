@@ -35,7 +35,7 @@ def _member_chain(world: World, authority: Party, by: Party) -> bytes:
     )
     chain = CredentialChain((root,), (authority.identity.history,))
     onward = delegate(
-        by.signer, chain, subject=world.mallory, attributes=ORDERS, now=T + 20, ttl=600, purpose="x"
+        by.signer, chain, subject=world.mallory, attributes=ORDERS, now=T + 20, ttl=580, purpose="x"
     )
     return onward.encode()
 
@@ -119,7 +119,7 @@ def _via(world: World, member: Party, by: Party, to: Identifier) -> bytes:
         depth=1,
     )
     onward = delegate(
-        by.signer, chain, subject=to, attributes=ORDERS, now=T + 20, ttl=600, purpose="x"
+        by.signer, chain, subject=to, attributes=ORDERS, now=T + 20, ttl=580, purpose="x"
     )
     return onward.encode()
 
